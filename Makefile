@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` runs the demo experiment, `make test` runs the tests.
+# Both create .venv and install what is missing (redis-server from Debian included), idempotently.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install redis-server bench clean
+
+demo: install
+	$(BIN)/imaginarium demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/replay_throughput.py
+
+install: $(STAMP) redis-server
+
+# torch first, by the exact pin that takes the CPU wheel on disk; the rest resolves against it.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-server >/dev/null || { echo "redis-server could not be installed (apt-get install redis-server)"; exit 1; }
+
+clean:
+	rm -rf $(VENV)

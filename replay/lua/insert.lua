@@ -1,0 +1,72 @@
+-- Insert a batch atomically: skip ids already present (a retried push never duplicates), add the
+-- rest with their index entries, then evict past max_size. Stops early when the rate limiter says
+-- so (Reverb's CanInsert); the client waits and sends the remainder.
+-- ARGV: ignore_limiter ('0'|'1'), then per record: id, priority, tags ("\n"-joined), payload.
+-- Returns {records processed, inserted, duplicates, evicted} or {-1} if the table does not exist.
+local cfg = config()
+if not cfg then return {-1} end
+local ignore_limiter = ARGV[1] == '1'
+local n = (#ARGV - 1) / 4
+local ids = {}
+for i = 1, n do ids[i] = ARGV[2 + (i - 1) * 4] end
+local present = {}
+for i = 1, n, CHUNK do
+  local reply = redis.call('ZMSCORE', ORDER, unpack(ids, i, math.min(i + CHUNK - 1, n)))
+  for j = 1, #reply do present[i + j - 1] = reply[j] end
+end
+
+local inserts, samples = stat('inserts'), stat('samples')
+local size = redis.call('ZCARD', ORDER)
+local seq = stat('seq')
+local data_args, order_args, prio_args, tag_args, by_tag = {}, {}, {}, {}, {}
+local processed, inserted, duplicates, seen = 0, 0, 0, {}
+for i = 1, n do
+  local base = 2 + (i - 1) * 4
+  local id = ids[i]
+  if present[i] or seen[id] then
+    duplicates = duplicates + 1
+  else
+    -- free until min_size is reached; then only while inserts stay within max_diff of samples
+    if not ignore_limiter and size + 1 > cfg.min_size and (inserts + 1) * cfg.spi - samples > cfg.max_diff then
+      break
+    end
+    seen[id] = true
+    seq, inserts, size, inserted = seq + 1, inserts + 1, size + 1, inserted + 1
+    local priority, tags, payload = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+    table.insert(data_args, id); table.insert(data_args, payload)
+    table.insert(order_args, seq); table.insert(order_args, id)
+    table.insert(prio_args, priority); table.insert(prio_args, id)
+    table.insert(tag_args, id); table.insert(tag_args, tags)
+    for _, tag in ipairs(split_lines(tags)) do
+      by_tag[tag] = by_tag[tag] or {}
+      table.insert(by_tag[tag], seq); table.insert(by_tag[tag], id)
+    end
+  end
+  processed = i
+end
+
+local evicted = 0
+if inserted > 0 then
+  variadic('HSET', DATA, data_args, 2)
+  variadic('ZADD', ORDER, order_args, 2)
+  variadic('ZADD', PRIO, prio_args, 2)
+  variadic('HSET', TAGS, tag_args, 2)
+  for tag, members in pairs(by_tag) do
+    variadic('ZADD', P .. 'idx:' .. tag, members, 2)
+    redis.call('SADD', INDEXES, tag)
+  end
+  local overflow = size - cfg.max_size
+  if overflow > 0 then
+    local victims
+    if cfg.remover == 'lowest_priority' then
+      victims = redis.call('ZRANGE', PRIO, 0, overflow - 1)
+    else
+      victims = redis.call('ZRANGE', ORDER, 0, overflow - 1)
+    end
+    evicted = remove_ids(victims)
+  end
+  redis.call('HSET', STATS, 'seq', seq, 'inserts', inserts)
+  redis.call('HINCRBY', STATS, 'evicted', evicted)
+end
+redis.call('HINCRBY', STATS, 'duplicates', duplicates)
+return {processed, inserted, duplicates, evicted}

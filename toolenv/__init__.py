@@ -1,0 +1,4 @@
+"""The tool layer: tool specs, execution with limits, built-in offline suites, importers.
+
+Upstream of everything else in the system: it imports nothing from the other packages.
+"""
