@@ -7,9 +7,12 @@ Layout of one table `t` (all keys share the hash tag `{t}`, so a table lives in 
     imag:{t}:order       zset   id → insertion sequence (FIFO removal, uniform sampling, listing)
     imag:{t}:prio        zset   id → priority (prioritized sampling, lowest-priority removal)
     imag:{t}:times       hash   id → times sampled
-    imag:{t}:tags        hash   id → its index entries, so removal can clean them up
-    imag:{t}:idx:<tag>   zset   secondary index, e.g. idx:tool=get_weather, idx:round=2
-    imag:{t}:indexes     set    the tags that have an index
+    imag:{t}:tags        hash   id → its group signature, so removal can clean up its index entry
+    imag:{t}:grp:<sig>   zset   secondary index: the items of one group signature, id → sequence;
+                                a signature is an item's tags, e.g. "tool=get_weather\nround=2\n
+                                outcome=solved\nversion=3", so an insert touches one index, not four,
+                                and a filter is the union of the groups that carry its tags
+    imag:{t}:indexes     set    the group signatures present
     imag:{t}:stats       hash   counters: inserts, samples, duplicates, evicted, expired, …
     imag:{t}:quarantine  hash   corrupt records moved aside: never served, never lost
 
@@ -87,6 +90,7 @@ class TableStats:
     max_size: int
     counters: dict[str, int]  # inserts, samples, duplicates, evicted, expired, removed, quarantined
     by_index: dict[str, int]  # "tool=x" → items, "round=1" → items, …
+    by_tool_round: dict[tuple[str, str], int]  # (tool, round) → items
     bytes: int
     quarantined: int
     config: TableConfig = field(repr=False)
@@ -143,6 +147,8 @@ class ReplayBuffer:
                 "min_diff": repr(min_diff),
                 "max_diff": repr(max_diff),
                 "max_times_sampled": config.max_times_sampled,
+                # a uniform FIFO table never reads priorities: skip their index on the hot path
+                "uses_priority": int(config.sampler == "prioritized" or config.remover == "lowest_priority"),
             },
         )
         self.redis.sadd(f"{self.namespace}:tables", config.name)
@@ -264,10 +270,11 @@ class ReplayBuffer:
                 try:
                     samples.append(Sample(key, decode(payload, key, config.max_record_bytes), times))
                 except RecordError as error:
-                    log.warning("quarantined a corrupt record in table '%s': %s", table, error)
-                    corrupt.append(key)
+                    corrupt.append((key, error))
+            for key, error in corrupt:
+                log.warning("quarantined a corrupt record in table '%s': %s", table, error)
             if corrupt:
-                self.quarantine(table, corrupt)
+                self.quarantine(table, [key for key, _ in corrupt])
         return samples
 
     # ---- read ---------------------------------------------------------------------------------
@@ -292,16 +299,28 @@ class ReplayBuffer:
                 raise BufferError(f"id prefix '{prefix}' is ambiguous in table '{table}' ({len(matches)} episodes)")
         raise BufferError(f"no episode '{prefix}' in table '{table}'")
 
+    def groups(self, table: str) -> dict[str, int]:
+        """Group signature → number of items; the secondary indexes as stored."""
+        prefix = self._prefix(table)
+        groups = sorted(group.decode() for group in self.redis.smembers(prefix + "indexes"))
+        with self.redis.pipeline(transaction=False) as pipe:
+            for group in groups:
+                pipe.zcard(prefix + "grp:" + group)
+            return dict(zip(groups, pipe.execute()))
+
     def ids(self, table: str, filters: Filters | None = None, offset: int = 0, limit: int | None = None) -> list[str]:
-        """Ids in insertion order, restricted to the filters' indexes."""
+        """Ids in insertion order, restricted to the groups that match the filters."""
         self.table_config(table)
         prefix, tags = self._prefix(table), filters.tags() if filters else []
         stop = -1 if limit is None else offset + limit - 1
         if not tags:
             return [i.decode() for i in self.redis.zrange(prefix + "order", offset, stop)]
+        keys = [prefix + "grp:" + group for group in self.groups(table) if set(tags) <= set(group.split("\n"))]
+        if not keys:
+            return []
         with self.redis.pipeline(transaction=True) as pipe:  # MULTI/EXEC: the temporary key is ours alone
             temp = prefix + f"tmp:ls:{self._rng.getrandbits(32)}"
-            pipe.zinterstore(temp, [prefix + "idx:" + tag for tag in tags])
+            pipe.zunionstore(temp, keys, aggregate="MIN")
             pipe.zrange(temp, offset, stop)
             pipe.delete(temp)
             ids = pipe.execute()[1]
@@ -328,31 +347,31 @@ class ReplayBuffer:
             return []
         return [int(t or 0) for t in self.redis.hmget(self._prefix(table) + "times", ids)]
 
-    def tool_round_counts(self, table: str, tools: list[str], rounds: list[str]) -> dict[tuple[str, str], int]:
-        """Episodes per (tool, round): the intersection sizes of the two indexes."""
-        prefix = self._prefix(table) + "idx:"
-        pairs = [(tool, r) for tool in tools for r in rounds]
-        with self.redis.pipeline(transaction=False) as pipe:
-            for tool, r in pairs:
-                pipe.zintercard(2, [f"{prefix}tool={tool}", f"{prefix}round={r}"])
-            return dict(zip(pairs, pipe.execute()))
-
     def stats(self, table: str) -> TableStats:
         config = self.table_config(table)
         prefix = self._prefix(table)
-        tags = sorted(tag.decode() for tag in self.redis.smembers(prefix + "indexes"))
+        groups = self.groups(table)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(prefix + "order")
             pipe.hgetall(prefix + "stats")
             pipe.memory_usage(prefix + "data", samples=0)
             pipe.hlen(prefix + "quarantine")
-            for tag in tags:
-                pipe.zcard(prefix + "idx:" + tag)
-            size, counters, memory, quarantined, *counts = pipe.execute()
+            size, counters, memory, quarantined = pipe.execute()
         counters = {k.decode(): int(v) for k, v in counters.items() if k != b"seq"}
         for name in ("inserts", "samples", "duplicates", "evicted", "expired", "removed", "quarantined"):
             counters.setdefault(name, 0)
-        return TableStats(table, size, config.max_size, counters, dict(zip(tags, counts)), memory or 0, quarantined, config)
+        by_index: dict[str, int] = {}
+        tool_round: dict[tuple[str, str], int] = {}
+        for group, count in groups.items():
+            tags = group.split("\n")
+            for tag in tags:
+                by_index[tag] = by_index.get(tag, 0) + count
+            rounds = [t.split("=", 1)[1] for t in tags if t.startswith("round=")]
+            for tool in (t.split("=", 1)[1] for t in tags if t.startswith("tool=")):
+                for r in rounds:
+                    tool_round[tool, r] = tool_round.get((tool, r), 0) + count
+        return TableStats(table, size, config.max_size, counters, dict(sorted(by_index.items())), tool_round,
+                          memory or 0, quarantined, config)
 
     # ---- change -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from replay.buffer import BufferError, Filters, ReplayBuffer, RoundMix, Sample
+from replay.buffer import BufferError, Filters, ReplayBuffer, RoundMix, Sample, TableStats
 from replay.codec import RecordError
 from replay.episode import Episode
 from replay.export import read_jsonl, write_jsonl
@@ -112,23 +112,23 @@ def stats(redis_: Optional[str] = RedisOption, run_dir: Path = RunDirOption, tab
             console.print(f"{s.name}: sampler {s.config.sampler}, remover {s.config.remover}, "
                           f"max_times_sampled {s.config.max_times_sampled or 'unlimited'}, "
                           f"rate limiter {s.config.rate_limiter.kind}", highlight=False)
-            console.print(_tool_round_matrix(buffer, s.name, s.by_index))
+            console.print(_tool_round_matrix(s))
             others = {k: v for k, v in s.by_index.items() if k.split("=")[0] in ("outcome", "version")}
             if others:
                 console.print("  " + "   ".join(f"{k}: {v}" for k, v in others.items()), highlight=False)
 
 
-def _tool_round_matrix(buffer: ReplayBuffer, table: str, by_index: dict[str, int]) -> Table:
-    tools = sorted(k.split("=", 1)[1] for k in by_index if k.startswith("tool="))
-    rounds = sorted((k.split("=", 1)[1] for k in by_index if k.startswith("round=")), key=int)
-    counts = buffer.tool_round_counts(table, tools, rounds)
-    matrix = Table(title=f"{table}: episodes per tool and round", title_justify="left")
+def _tool_round_matrix(stats: TableStats) -> Table:
+    tools = sorted(k.split("=", 1)[1] for k in stats.by_index if k.startswith("tool="))
+    rounds = sorted((k.split("=", 1)[1] for k in stats.by_index if k.startswith("round=")), key=int)
+    matrix = Table(title=f"{stats.name}: episodes per tool and round", title_justify="left")
     matrix.add_column("tool")
     for r in rounds:
         matrix.add_column(f"round {r}", justify="right")
     matrix.add_column("total", justify="right")
     for tool in tools:
-        matrix.add_row(tool, *(str(counts[tool, r]) for r in rounds), str(by_index[f"tool={tool}"]))
+        matrix.add_row(tool, *(str(stats.by_tool_round.get((tool, r), 0)) for r in rounds),
+                       str(stats.by_index[f"tool={tool}"]))
     return matrix
 
 

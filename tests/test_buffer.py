@@ -162,8 +162,7 @@ def test_indexes_by_tool_round_outcome_and_version(buffer):
     assert len(buffer.ids("t", Filters(outcome="solved"))) == 8
     assert len(buffer.ids("t", Filters(policy_version=3, round=1))) == 6
     assert buffer.stats("t").by_index["outcome=unsolved"] == 16
-    counts = buffer.tool_round_counts("t", ["get_weather"], ["0", "1"])
-    assert counts == {("get_weather", "0"): 12, ("get_weather", "1"): 12}
+    assert buffer.stats("t").by_tool_round == {("get_weather", "0"): 12, ("get_weather", "1"): 12}
 
 
 def test_table_config_is_shared_and_guarded(buffer, redis_server):

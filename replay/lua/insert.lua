@@ -1,7 +1,7 @@
 -- Insert a batch atomically: skip ids already present (a retried push never duplicates), add the
 -- rest with their index entries, then evict past max_size. Stops early when the rate limiter says
 -- so (Reverb's CanInsert); the client waits and sends the remainder.
--- ARGV: ignore_limiter ('0'|'1'), then per record: id, priority, tags ("\n"-joined), payload.
+-- ARGV: ignore_limiter ('0'|'1'), then per record: id, priority, group signature, payload.
 -- Returns {records processed, inserted, duplicates, evicted} or {-1} if the table does not exist.
 local cfg = config()
 if not cfg then return {-1} end
@@ -18,7 +18,8 @@ end
 local inserts, samples = stat('inserts'), stat('samples')
 local size = redis.call('ZCARD', ORDER)
 local seq = stat('seq')
-local data_args, order_args, prio_args, tag_args, by_tag = {}, {}, {}, {}, {}
+local data_args, order_args, prio_args, tag_args = {}, {}, {}, {}
+local by_group = {} -- group signature → {seq, id, seq, id, …}: a batch mostly shares a few groups
 local processed, inserted, duplicates, seen = 0, 0, 0, {}
 for i = 1, n do
   local base = 2 + (i - 1) * 4
@@ -32,15 +33,15 @@ for i = 1, n do
     end
     seen[id] = true
     seq, inserts, size, inserted = seq + 1, inserts + 1, size + 1, inserted + 1
-    local priority, tags, payload = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-    table.insert(data_args, id); table.insert(data_args, payload)
-    table.insert(order_args, seq); table.insert(order_args, id)
-    table.insert(prio_args, priority); table.insert(prio_args, id)
-    table.insert(tag_args, id); table.insert(tag_args, tags)
-    for _, tag in ipairs(split_lines(tags)) do
-      by_tag[tag] = by_tag[tag] or {}
-      table.insert(by_tag[tag], seq); table.insert(by_tag[tag], id)
-    end
+    local group = ARGV[base + 2]
+    local k = #data_args
+    data_args[k + 1] = id; data_args[k + 2] = ARGV[base + 3]
+    order_args[k + 1] = seq; order_args[k + 2] = id
+    prio_args[k + 1] = ARGV[base + 1]; prio_args[k + 2] = id
+    tag_args[k + 1] = id; tag_args[k + 2] = group
+    local members = by_group[group]
+    if not members then members = {}; by_group[group] = members end
+    members[#members + 1] = seq; members[#members + 1] = id
   end
   processed = i
 end
@@ -49,11 +50,11 @@ local evicted = 0
 if inserted > 0 then
   variadic('HSET', DATA, data_args, 2)
   variadic('ZADD', ORDER, order_args, 2)
-  variadic('ZADD', PRIO, prio_args, 2)
+  if cfg.uses_priority then variadic('ZADD', PRIO, prio_args, 2) end
   variadic('HSET', TAGS, tag_args, 2)
-  for tag, members in pairs(by_tag) do
-    variadic('ZADD', P .. 'idx:' .. tag, members, 2)
-    redis.call('SADD', INDEXES, tag)
+  for group, members in pairs(by_group) do
+    variadic('ZADD', P .. 'grp:' .. group, members, 2)
+    redis.call('SADD', INDEXES, group)
   end
   local overflow = size - cfg.max_size
   if overflow > 0 then

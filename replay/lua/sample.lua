@@ -23,31 +23,60 @@ if not peek then
   n = math.min(n, allowed)
 end
 
--- a population is a zset of ids; uniform draws pick a random rank in it
 local function pick_rank(key, card)
   local rank = math.floor(math.random() * card)
   return redis.call('ZRANGE', key, rank, rank)[1]
 end
 
-local population, tmp = ORDER, nil
-local filters = {}
-for i = 8, #ARGV do filters[#filters + 1] = P .. 'idx:' .. ARGV[i] end
-if #filters > 0 then
-  tmp = P .. 'tmp:sample'
-  redis.call('ZINTERSTORE', tmp, #filters, unpack(filters))
-  population = tmp
+-- The groups a draw may come from, with their sizes, cumulated for a size-weighted choice.
+local function groups_where(accept)
+  local chosen, total = {}, 0
+  for _, group in ipairs(redis.call('SMEMBERS', INDEXES)) do
+    if accept(group) then
+      local key = P .. 'grp:' .. group
+      local card = redis.call('ZCARD', key)
+      total = total + card
+      chosen[#chosen + 1] = {key = key, card = card, upto = total}
+    end
+  end
+  return chosen, total
 end
 
-local drawn = {}
+-- Uniform over the union of groups: a group by its size, then a uniform rank inside it.
+local function pick_from(groups, total)
+  local target = math.random() * total
+  for _, g in ipairs(groups) do
+    if target < g.upto then return pick_rank(g.key, g.card) end
+  end
+  local last = groups[#groups]
+  return pick_rank(last.key, last.card)
+end
+
+local filters = {}
+for i = 8, #ARGV do filters[#filters + 1] = ARGV[i] end
+local function filtered(group) return group_matches(group, filters) end
+
+local drawn, tmp = {}, nil
 if mode == 'uniform' then
-  local card = redis.call('ZCARD', population)
-  if card > 0 then
-    for _ = 1, n do drawn[#drawn + 1] = pick_rank(population, card) end
+  if #filters == 0 then
+    local card = redis.call('ZCARD', ORDER)
+    if card > 0 then
+      for _ = 1, n do drawn[#drawn + 1] = pick_rank(ORDER, card) end
+    end
+  else
+    local groups, total = groups_where(filtered)
+    if total > 0 then
+      for _ = 1, n do drawn[#drawn + 1] = pick_from(groups, total) end
+    end
   end
 elseif mode == 'prioritized' then
   -- P(i) ∝ priority^exponent: one pass builds the cumulative weights, each draw is a binary search
   local source = PRIO
-  if tmp then
+  if #filters > 0 then
+    local groups = groups_where(filtered)
+    tmp = P .. 'tmp:sample'
+    redis.call('DEL', tmp)
+    for _, g in ipairs(groups) do redis.call('ZUNIONSTORE', tmp, 2, tmp, g.key) end
     redis.call('ZINTERSTORE', tmp, 2, PRIO, tmp, 'WEIGHTS', 1, 0)
     source = tmp
   end
@@ -71,34 +100,25 @@ elseif mode == 'prioritized' then
     end
   end
 else -- 'mix': STE's replay; a replay_fraction of draws from earlier rounds, the rest from the current round
-  local current_key = P .. 'idx:round=' .. current_round
-  local current_card = redis.call('ZCARD', current_key)
-  local earlier, earlier_total = {}, 0
-  for _, tag in ipairs(redis.call('SMEMBERS', INDEXES)) do
-    local r = tonumber(string.match(tag, '^round=(%d+)$') or '')
-    if r and r < current_round then
-      local key = P .. 'idx:' .. tag
-      local card = redis.call('ZCARD', key)
-      earlier_total = earlier_total + card
-      earlier[#earlier + 1] = {key = key, card = card, upto = earlier_total}
+  local function round_of(group)
+    for _, tag in ipairs(split_lines(group)) do
+      local r = string.match(tag, '^round=(%d+)$')
+      if r then return tonumber(r) end
     end
+    return -1
   end
+  local current, current_total = groups_where(function(g) return round_of(g) == current_round end)
+  local earlier, earlier_total = groups_where(function(g) local r = round_of(g); return r >= 0 and r < current_round end)
   local exact = n * replay_fraction
   local n_earlier = math.floor(exact)
   if math.random() < exact - n_earlier then n_earlier = n_earlier + 1 end
   if earlier_total == 0 then n_earlier = 0 end
-  if current_card == 0 then n_earlier = n end
+  if current_total == 0 then n_earlier = n end
   for k = 1, n do
     if k <= n_earlier and earlier_total > 0 then
-      local target = math.random() * earlier_total
-      for _, group in ipairs(earlier) do
-        if target < group.upto then
-          drawn[#drawn + 1] = pick_rank(group.key, group.card)
-          break
-        end
-      end
-    elseif current_card > 0 then
-      drawn[#drawn + 1] = pick_rank(current_key, current_card)
+      drawn[#drawn + 1] = pick_from(earlier, earlier_total)
+    elseif current_total > 0 then
+      drawn[#drawn + 1] = pick_from(current, current_total)
     end
   end
 end
@@ -111,14 +131,22 @@ for i = 1, #drawn, CHUNK do
   local part = redis.call('HMGET', DATA, unpack(drawn, i, math.min(i + CHUNK - 1, #drawn)))
   for j = 1, #part do payloads[i + j - 1] = part[j] end
 end
-local times, expired, expired_seen, served = {}, {}, {}, 0
+-- sample counts: one read and one write for the batch (a batch may draw an item more than once)
+local counts = {}
+for i = 1, #drawn, CHUNK do
+  local part = redis.call('HMGET', TIMES, unpack(drawn, i, math.min(i + CHUNK - 1, #drawn)))
+  for j = 1, #part do counts[drawn[i + j - 1]] = tonumber(part[j] or '0') end
+end
+local expired, gone, served, updates, present = {}, {}, 0, {}, {}
 for i, id in ipairs(drawn) do
-  if payloads[i] and not expired_seen[id] then
-    local t = tonumber(redis.call('HGET', TIMES, id) or '0')
+  if payloads[i] and not gone[id] then
+    present[id] = true
+    local t = counts[id]
     if not peek then
-      t = redis.call('HINCRBY', TIMES, id, 1)
+      t = t + 1
+      counts[id] = t
       if cfg.max_times_sampled > 0 and t >= cfg.max_times_sampled then
-        expired_seen[id] = true
+        gone[id] = true
         expired[#expired + 1] = id
       end
     end
@@ -127,6 +155,10 @@ for i, id in ipairs(drawn) do
   end
 end
 if not peek then
+  for id in pairs(present) do
+    if not gone[id] then updates[#updates + 1] = id; updates[#updates + 1] = counts[id] end
+  end
+  if #updates > 0 then variadic('HSET', TIMES, updates, 2) end
   redis.call('HINCRBY', STATS, 'samples', served)
   if #expired > 0 then redis.call('HINCRBY', STATS, 'expired', remove_ids(expired)) end
 end
