@@ -85,4 +85,4 @@ def test_weather_is_deterministic_and_pinned():
     assert hashlib.sha256(first.encode()).hexdigest()[:16] == TOKYO_FINGERPRINT
 
 
-TOKYO_FINGERPRINT = "c00b2cdbb89cdf38"
+TOKYO_FINGERPRINT = "dc10646d91eafcf0"

@@ -78,6 +78,10 @@ def _history(city: City) -> tuple[dict, ...]:
     variability = 0.3 + 0.7 * min(1.0, abs(city.latitude) / 45)  # day-to-day swings grow away from the equator
     wet_day_mm = min(20.0, max(3.0, 2 + normals.precip_mm / 200))  # mean amount on a wet day
     aridity = 1 - min(1.0, normals.precip_mm / 1000)  # dry climates have wider day-night ranges
+    # Each day's share of the yearly precipitation: a bump (von Mises) centred mid wettest_month, mean 1.
+    bump = [math.exp(3 * normals.seasonality * math.cos(2 * math.pi * ((n + 0.5) / 365 * 12 - normals.wettest_month + 0.5) / 12))
+            for n in range(365)]
+    shares = [b * 365 / sum(bump) for b in bump]
     records = []
     for n in range(365):
         day = FIRST_DAY + dt.timedelta(n)
@@ -86,10 +90,9 @@ def _history(city: City) -> tuple[dict, ...]:
         # Spells of warm/cold weather lasting days: a few slow waves with city-specific phases, plus daily noise.
         spell = sum(1.6 * math.sin(2 * math.pi * (n / period + phase)) for period, phase in zip((6.3, 11.7, 23.9), phases))
         mean = season + variability * (spell + 3 * (u[0] - 0.5))
-        # This day's share of the yearly precipitation peaks mid wettest_month (month position (n + 0.5) / 365 * 12).
-        share = 1 + normals.seasonality * math.cos(2 * math.pi * ((n + 0.5) / 365 * 12 - (normals.wettest_month - 0.5)) / 12)
-        rain_chance = min(0.95, normals.precip_mm / 365 * share / wet_day_mm)
-        precip = round(-math.log(1 - u[2]) * wet_day_mm, 1) if u[1] < rain_chance else 0.0
+        expected_mm = normals.precip_mm / 365 * shares[n]
+        rain_chance = min(0.95, expected_mm / wet_day_mm)  # in the wettest weeks, fewer dry days and heavier rain
+        precip = round(-math.log(1 - u[2]) * expected_mm / rain_chance, 1) if u[1] < rain_chance else 0.0
         half_range = (3.5 + 3 * u[3] + 3 * aridity) * (0.6 if precip >= 1 else 1.0)
         snow = precip if precip > 0 and mean <= 0.5 else 0.0  # 1 mm of water falls as about 1 cm of snow
         records.append({
