@@ -1,11 +1,91 @@
 """The `imaginarium` command: the one place that knows every part and wires them together."""
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
 
 from replay.cli import app as buffer_app
+from replay.cli import fail
 from toolenv.cli import app as tools_app
 
 app = typer.Typer(help="Imaginarium: teach language models to use tools.", no_args_is_help=True)
 app.add_typer(buffer_app, name="buffer")
 app.add_typer(tools_app, name="tools")
+console = Console()
+
+
+def new_run_dir(name: str, root: Path = Path("runs")) -> Path:
+    """runs/<name>-<timestamp>/, with runs/latest pointing at it (the buffer CLI opens `latest` by default)."""
+    run_dir = root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir.mkdir(parents=True)
+    latest = root / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(run_dir.name)
+    return run_dir
+
+
+@app.command()
+def explore(
+    tools: str = typer.Option("round:1", help="Comma-separated tool names, or round:N for a round's tools."),
+    episodes: int = typer.Option(8, min=1, help="Episodes (trials) to explore in all."),
+    actors: int = typer.Option(2, min=1, help="Explorer actors (Ray)."),
+    model: str = typer.Option("default", help="default (SmolLM2-135M-Instruct), tiny, or a model path."),
+    strategy: str = typer.Option("react", help="react | react@N | dfsdt"),
+    trials: int = typer.Option(4, min=1, help="Trials per STE session (short-term memory slots)."),
+    sessions_per_call: int = typer.Option(2, min=1, help="Sessions each actor runs side by side (batch size)."),
+    table: str = typer.Option("explore"),
+    redis_: Optional[str] = typer.Option(None, "--redis", envvar="IMAGINARIUM_REDIS_URL",
+                                         help="Redis URL; default: an embedded server in the run folder."),
+    run_dir: Optional[Path] = typer.Option(None, help="Run folder (default: a new runs/explore-<time>)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join a Ray cluster (default: local Ray)."),
+    threads: int = typer.Option(1, min=1, help="Torch threads per actor."),
+):
+    """Explore tools by simulated trial and error and write the episodes into the replay buffer."""
+    from actors.explorer import ExplorerConfig, make_strategy
+    from actors.search import Budget
+    from actors.ste import STEConfig
+    from launcher.cluster import start_ray
+    from launcher.explore import plan_units, run_units, start_explorers
+    from replay.buffer import BufferError, ReplayBuffer
+    from replay.server import redis_url
+    from replay.tables import TableConfig
+    from toolenv.registry import builtin_registry
+
+    registry = builtin_registry()
+    if tools.startswith("round:"):
+        if not tools[6:].isdigit() or not registry.by_round(int(tools[6:])):
+            fail(f"--tools {tools}: no such round (rounds: {', '.join(map(str, registry.rounds()))})")
+        names = [t.name for t in registry.by_round(int(tools[6:]))]
+    else:
+        names = [n.strip() for n in tools.split(",") if n.strip()]
+        unknown = [n for n in names if n not in registry]
+        if unknown or not names:
+            fail(f"--tools: unknown tool(s) {', '.join(unknown) or '(none given)'}; see `imaginarium tools list`")
+    try:
+        make_strategy(strategy, Budget())
+    except ValueError as error:
+        fail(str(error))
+    run_dir = run_dir or new_run_dir("explore")
+    with redis_url(redis_, run_dir) as url:
+        buffer = ReplayBuffer(url)
+        try:
+            buffer.ping()
+            if buffer.table_config(table, required=False) is None:
+                buffer.create_table(TableConfig(name=table))
+        except BufferError as error:
+            fail(str(error))
+        start_ray(ray_address)
+        config = ExplorerConfig(redis_url=url, table=table, model=model, threads=threads, strategy=strategy,
+                                ste=STEConfig(trials_per_session=trials))
+        explorers = start_explorers(config, actors, num_cpus=threads)
+        units = plan_units(names, episodes, trials, sessions_per_call)
+        console.print(f"exploring {len(names)} tool(s) with {actors} actor(s), {len(units)} unit(s); run folder {run_dir}")
+        totals = run_units(explorers, units, trials)
+        console.print("done: " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
+        console.print(f"inspect: imaginarium buffer stats --run-dir {run_dir}" if not redis_ else
+                      f"inspect: imaginarium buffer stats --redis {redis_}")

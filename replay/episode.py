@@ -114,6 +114,7 @@ class Episode:
     session: str = ""  # STE: trials of one session share short-term memory
     trial: NonNegative = 0  # position of this trial within its session
     actor: str = ""
+    derived_from: str = ""  # id of the explored episode this one paraphrases (exploitation)
     created_at: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds, e.g. generate, tools, total
     tokens: TokenCounts = field(default_factory=TokenCounts)

@@ -1,0 +1,164 @@
+"""Simulated trial and error: imagine a query for a tool, try it for real, reflect on the result.
+
+A session explores one tool over several trials; later trials see the earlier ones (short-term
+memory) and ask follow-ups; imagination is also shown the most similar queries explored before
+for that tool (long-term memory), to push toward new ground. Sessions run side by side: each step
+of a trial is one batched model call over all sessions.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from actors import prompts
+from actors.memory import LongTermMemory
+from actors.policy import Policy, Sampling
+from actors.search import FINISH, ReAct, SearchResult, Strategy, Task
+from replay.episode import Episode, Reflection, TokenCounts
+from toolenv.registry import Registry
+from toolenv.runner import ToolRunner
+
+
+@dataclass(frozen=True)
+class STEConfig:
+    trials_per_session: int = 4  # STE's short-term memory slots
+    memory_k: int = 6  # long-term memories shown to imagination
+    use_long_term_memory: bool = True
+    observation_chars_in_memory: int = 300
+    imagine: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, max_new_tokens=96))
+    solve: Sampling = field(default_factory=lambda: Sampling(temperature=0.4, max_new_tokens=160))
+    reflect: Sampling = field(default_factory=lambda: Sampling(temperature=0.0, max_new_tokens=80))
+
+
+@dataclass
+class TrialBatch:
+    """What one trial step of all sessions produced: episodes to push, and trials that failed to start."""
+
+    episodes: list[Episode]
+    failed: int
+
+
+def parse_query(text: str) -> str | None:
+    """Imagination's JSON reply → the query, or None if it is not a usable {"query": str}."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    query = value.get("query") if isinstance(value, dict) else None
+    return query.strip() if isinstance(query, str) and len(query.strip()) >= 8 else None
+
+
+def parse_verdict(text: str) -> Reflection | None:
+    """A strict verdict: exactly a boolean `solved` and a string `reason`; anything else is no verdict."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("solved"), bool) or not isinstance(value.get("reason"), str):
+        return None
+    return Reflection(solved=value["solved"], reason=value["reason"].strip())
+
+
+@dataclass
+class _Session:
+    tool: str
+    round: int
+    id: str
+    trials: list[tuple[str, str, bool]] = field(default_factory=list)  # (query, what the tool returned, solved)
+
+
+def explore(
+    policy: Policy,
+    registry: Registry,
+    runner: ToolRunner,
+    tools: list[str],
+    config: STEConfig = STEConfig(),
+    memory: LongTermMemory | None = None,
+    strategy: Strategy | None = None,
+    actor: str = "",
+) -> Iterator[TrialBatch]:
+    """One session per entry of `tools`; yields after every trial so the caller can push what is done."""
+    strategy = strategy or ReAct()
+    sessions = [_Session(tool, registry.get(tool).spec.round or 0, uuid.uuid4().hex[:12]) for tool in tools]
+    for trial in range(config.trials_per_session):
+        started = time.perf_counter()
+        # 1. imagine
+        prompts_ = []
+        for s in sessions:
+            spec = registry.get(s.tool).spec.openai()["function"]
+            explored = []
+            if memory is not None and config.use_long_term_memory:
+                context = s.trials[-1][0] if s.trials else spec["description"]
+                explored = memory.recall(s.tool, context, config.memory_k)
+            prompts_.append(prompts.imagination(spec, explored, s.trials))
+        imagined = policy.chat(prompts_, [[] for _ in sessions], config.imagine, mode="json", json_schema=prompts.QUERY_SCHEMA)
+        imagine_s = time.perf_counter() - started
+        live = [(s, parse_query(r.message.content or ""), r) for s, r in zip(sessions, imagined)]
+        failed = sum(1 for _, q, _ in live if q is None)
+        live = [(s, q, r) for s, q, r in live if q is not None]
+        if not live:
+            yield TrialBatch([], failed)
+            continue
+        # 2. try, with real tool calls
+        tasks = [Task(query=q, tools=(registry.get(s.tool).spec.openai(),)) for s, q, _ in live]
+        results = strategy.run(policy, runner, tasks, config.solve)
+        # 3. reflect (a chain that never answered cannot have solved the query)
+        reflect_started = time.perf_counter()
+        verdicts = _reflect(policy, [q for _, q, _ in live], results, config)
+        reflect_s = time.perf_counter() - reflect_started
+        episodes = []
+        for (session, query, imagine_reply), result, verdict in zip(live, results, verdicts):
+            result.outcome.reflection = verdict
+            solved = verdict is not None and verdict.solved
+            session.trials.append((query, _last_observation(result, config.observation_chars_in_memory), solved))
+            tokens = TokenCounts(prompt=result.tokens.prompt + imagine_reply.prompt_tokens,
+                                 completion=result.tokens.completion + imagine_reply.completion_tokens)
+            episodes.append(Episode(
+                tools=[session.tool], tool_specs=[registry.get(session.tool).spec.openai(), FINISH],
+                round=session.round, query=query, messages=result.messages, outcome=result.outcome,
+                search=result.search, policy_version=policy.version, session=session.id, trial=trial, actor=actor,
+                created_at=time.time(), tokens=tokens,
+                timings={**result.timings, "imagine": round(imagine_s / len(sessions), 4),
+                         "reflect": round(reflect_s / len(live), 4),
+                         "total": round((time.perf_counter() - started) / len(live), 4)},
+            ))
+        if memory is not None:
+            for session in {s.tool: s for s, _, _ in live}.values():
+                memory.add(session.tool, [(e.query, e.outcome.label == "solved") for e in episodes if e.tools == [session.tool]])
+        yield TrialBatch(episodes, failed)
+
+
+def _reflect(policy: Policy, queries: list[str], results: list[SearchResult], config: STEConfig) -> list[Reflection | None]:
+    """Verdicts for chains that answered (None if the verdict was unusable); no answer is never solved."""
+    verdicts: list[Reflection | None] = [
+        Reflection(solved=False, reason="no final answer") if r.outcome.final_answer is None else None for r in results
+    ]
+    asked = [i for i, r in enumerate(results) if r.outcome.final_answer is not None]
+    if asked:
+        conversations = [prompts.reflection(queries[i], _calls(results[i]), results[i].outcome.final_answer) for i in asked]
+        replies = policy.chat(conversations, [[] for _ in asked], config.reflect, mode="json", json_schema=prompts.VERDICT_SCHEMA)
+        for i, reply in zip(asked, replies):
+            verdicts[i] = parse_verdict(reply.message.content or "")
+    return verdicts
+
+
+def _calls(result: SearchResult) -> list[tuple[str, str]]:
+    """(call, result) pairs of a conversation, for the reflection prompt."""
+    results = {m.tool_call_id: m.content or "" for m in result.messages if m.role == "tool"}
+    pairs = []
+    for message in result.messages:
+        for call in message.tool_calls:
+            if call.function.name != FINISH["function"]["name"]:
+                arguments = json.dumps(call.function.arguments, ensure_ascii=False)
+                pairs.append((f"{call.function.name}({arguments})", results.get(call.id, "(no result)")[:600]))
+    return pairs
+
+
+def _last_observation(result: SearchResult, limit: int) -> str:
+    for message in reversed(result.messages):
+        if message.role == "tool":
+            return (message.content or "")[:limit]
+    return "(no tool result)"

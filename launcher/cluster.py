@@ -1,0 +1,22 @@
+"""Ray, started or joined: local on this machine (loopback only), or a cluster by address."""
+from __future__ import annotations
+
+import os
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join `address` (or RAY_ADDRESS, as set by `ray job submit`), else start Ray locally.
+
+    A local Ray binds the machine's public address by default; these machines allow loopback traffic
+    only, and with this variable set before `ray.init` the node address is 127.0.0.1.
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)

@@ -1,0 +1,141 @@
+"""The STE loop's logic on scripted policies: memories shown, follow-ups, strict reflection, filtering."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from scripted import ScriptedPolicy, call, finish, text
+
+from actors.embeddings import default_embedder
+from actors.exploit import Demonstrations, paraphrase, rejection, select
+from actors.memory import LongTermMemory
+from actors.ste import STEConfig, explore, parse_query, parse_verdict
+from replay.episode import Outcome, Reflection
+from toolenv.registry import builtin_registry
+from toolenv.runner import ToolRunner
+
+REGISTRY = builtin_registry()
+RUNNER = ToolRunner(REGISTRY)
+CITIES = ["Tokyo", "Paris", "Lima", "Cairo", "Oslo", "Perth"]
+
+
+def scripted_explorer(verdict=lambda q: {"solved": True, "reason": "the population was given"}):
+    """Imagines 'population of <city>' (a new city each time), calls the tool, answers, reflects."""
+    counter = {"imagined": 0}
+
+    def respond(conversation, tools, mode, position):
+        if mode == "json" and "Imagine one realistic request" in conversation[0].content:
+            city = CITIES[counter["imagined"] % len(CITIES)]
+            counter["imagined"] += 1
+            return text({"query": f"How many people live in {city}?"})
+        if mode == "json":
+            return text(verdict(conversation[1].content))
+        assistant_turns = sum(m.role == "assistant" for m in conversation)
+        query = conversation[-1].content if assistant_turns == 0 else next(m.content for m in conversation if m.role == "user")
+        city = query.rsplit(" ", 1)[-1].rstrip("?")
+        if assistant_turns == 0:
+            return call("get_city_info", city=city)
+        return finish(f"{city}: {json.loads(conversation[-1].content)['population']}")
+
+    return ScriptedPolicy(respond)
+
+
+@pytest.fixture
+def memory(buffer):
+    return LongTermMemory(buffer.redis, default_embedder())
+
+
+def test_a_session_imagines_tries_reflects_and_remembers(memory):
+    policy = scripted_explorer()
+    batches = list(explore(policy, REGISTRY, RUNNER, ["get_city_info"], STEConfig(trials_per_session=3), memory))
+    episodes = [e for b in batches for e in b.episodes]
+    assert len(episodes) == 3 and all(b.failed == 0 for b in batches)
+    first = episodes[0]
+    assert first.query == "How many people live in Tokyo?" and first.tools == ["get_city_info"]
+    assert first.round == REGISTRY.get("get_city_info").spec.round
+    assert [m.role for m in first.messages] == ["system", "user", "assistant", "tool", "assistant"]
+    assert first.outcome.label == "solved" and first.outcome.reflection.reason == "the population was given"
+    assert [t["function"]["name"] for t in first.tool_specs] == ["get_city_info", "Finish"]
+    assert {e.session for e in episodes} == {first.session} and [e.trial for e in episodes] == [0, 1, 2]
+    # short-term memory: trial 3's imagination saw trials 1 and 2 and was asked for a follow-up
+    imagine_prompts = [conv[0] for mode, conv in policy.calls if mode == "json" and "Imagine" in conv[0][0].content]
+    third = imagine_prompts[2][1].content
+    assert "How many people live in Tokyo?" in third and "How many people live in Paris?" in third
+    assert "follow-up" in third and '"population"' in third
+    # long-term memory: stored in Redis, shown to the next session's imagination
+    assert memory.size("get_city_info") == 3
+    list(explore(policy, REGISTRY, RUNNER, ["get_city_info"], STEConfig(trials_per_session=1), memory))
+    latest = [conv[0] for mode, conv in policy.calls if mode == "json" and "Imagine" in conv[0][0].content][-1]
+    assert "already explored" in latest[1].content and "How many people live in Lima? (solved)" in latest[1].content
+
+
+def test_long_term_memory_recall_is_bounded_and_by_similarity(memory):
+    memory.add("t", [("weather in Paris tomorrow", True), ("population of Tokyo", True), ("rain in London", False)]
+               + [(f"unrelated question number {i} about stamps", True) for i in range(20)])
+    recalled = memory.recall("t", "will it rain in Paris", k=2)
+    assert len(recalled) == 2 and {q for q, _ in recalled} == {"weather in Paris tomorrow", "rain in London"}
+
+
+def test_without_long_term_memory_nothing_is_shown(memory):
+    memory.add("get_city_info", [("How many people live in Rome?", True)])
+    policy = scripted_explorer()
+    list(explore(policy, REGISTRY, RUNNER, ["get_city_info"], STEConfig(trials_per_session=1, use_long_term_memory=False), memory))
+    assert "already explored" not in policy.calls[0][1][0][1].content
+
+
+@pytest.mark.parametrize("garbage", ["", "no", "No, it was not solved", "{", '{"solved": "yes", "reason": "x"}',
+                                     '{"solved": true}', '["solved", true]', '{"solved": 1, "reason": "r"}', "null"])
+def test_reflection_parsing_rejects_garbage(garbage):
+    assert parse_verdict(garbage) is None
+
+
+def test_a_garbage_verdict_never_counts_as_solved(memory):
+    policy = scripted_explorer(verdict=lambda q: "No")  # STE's substring test would read this as a verdict
+    [batch] = list(explore(policy, REGISTRY, RUNNER, ["get_city_info"], STEConfig(trials_per_session=1), memory))
+    assert batch.episodes[0].outcome.reflection is None and batch.episodes[0].outcome.label == "unsolved"
+
+
+def test_imagination_garbage_is_a_failed_trial_not_a_crash(memory):
+    rng = random.Random(1)
+    policy = ScriptedPolicy(lambda c, t, m, p: text("".join(rng.choice("{}\":ab ") for _ in range(30))))
+    [batch] = list(explore(policy, REGISTRY, RUNNER, ["get_city_info", "convert_currency"], STEConfig(trials_per_session=1), memory))
+    assert batch.episodes == [] and batch.failed == 2
+    assert parse_query('{"query": "What is 5 EUR in yen?"}') == "What is 5 EUR in yen?"
+    assert parse_query('{"query": ""}') is None and parse_query('{"q": "x"}') is None
+
+
+def _with(episode, **outcome):
+    return type(episode)(**{**episode.__dict__, "outcome": Outcome(**{**episode.outcome.__dict__, **outcome}), "id": ""})
+
+
+def test_filtering_keeps_and_drops_the_right_episodes(memory):
+    policy = scripted_explorer()
+    [batch] = list(explore(policy, REGISTRY, RUNNER, ["get_city_info"], STEConfig(trials_per_session=1), memory))
+    good = batch.episodes[0]
+    assert rejection(good) is None
+    cases = {
+        "no final answer": _with(good, final_answer=None),
+        "no successful tool call": _with(good, tool_calls_ok=0),
+        "last tool call failed": _with(good, last_call_ok=False),
+        "no usable reflection": _with(good, reflection=None),
+        "reflection says unsolved": _with(good, reflection=Reflection(solved=False, reason="wrong city")),
+    }
+    for reason, episode in cases.items():
+        assert rejection(episode) == reason
+    twin = type(good)(**{**good.__dict__, "query": "How many people live in Tokyo ?", "id": ""})
+    selection = select([good, twin, *cases.values()], default_embedder())
+    assert selection.kept == [good]
+    assert selection.dropped["near-duplicate query"] == 1 and sum(selection.dropped.values()) == 6
+
+
+def test_paraphrases_and_demonstrations(memory):
+    policy = scripted_explorer()
+    [batch] = list(explore(policy, REGISTRY, RUNNER, ["get_city_info"], STEConfig(trials_per_session=1), memory))
+    good = batch.episodes[0]
+    rephrase = ScriptedPolicy(lambda c, t, m, p: text("What is the number of inhabitants of Tokyo?"))
+    [new] = paraphrase(rephrase, [good])
+    assert new.query == "What is the number of inhabitants of Tokyo?" and new.derived_from == good.id
+    assert new.messages[1].content == new.query and new.messages[2:] == good.messages[2:] and new.id != good.id
+    demos = Demonstrations([good, new], default_embedder()).for_query("population of Tokyo please", k=1)
+    assert demos[0].role == "user" and demos[1].tool_calls[0].function.name == "get_city_info"
