@@ -34,6 +34,11 @@ FINISH = {
     },
 }
 
+REPEATED_CALL = (
+    '{"error": "repeated_call", "message": "You already made this exact call and its result is above. '
+    'Answer with Finish, or call a tool with different arguments."}'
+)
+
 SOLVER_SYSTEM = (
     "You are a helpful assistant that answers the user's question by calling tools. Call one tool at a time and "
     "read its result. When the results answer the question, call Finish with return_type \"give_answer\" and "
@@ -140,6 +145,11 @@ def _apply(chain: _Chain, reply: Reply, runner: ToolRunner, tally: _Tally, budge
             else:
                 chain.final_answer = str(call.function.arguments.get("final_answer", ""))
             chain.done = True
+        elif _repeats_last_call(chain.messages, call):
+            # small models loop on one call; say so instead of running it again
+            tally.calls_failed += 1
+            tally.last_call_ok = False
+            new.append(Message(role="tool", tool_call_id=call.id, name=call.function.name, content=REPEATED_CALL))
         elif tally.tool_calls >= budget.max_tool_calls:
             new.append(Message(role="tool", tool_call_id=call.id, name=call.function.name,
                                content='{"error": "budget", "message": "tool-call budget spent; call Finish"}'))
@@ -158,6 +168,14 @@ def _apply(chain: _Chain, reply: Reply, runner: ToolRunner, tally: _Tally, budge
     if chain.turns >= budget.max_turns:
         chain.done = True
     return new
+
+
+def _repeats_last_call(messages: list[Message], call) -> bool:
+    for message in reversed(messages):
+        if message.role == "assistant" and message.tool_calls:
+            last = message.tool_calls[0].function
+            return (last.name, last.arguments) == (call.function.name, call.function.arguments)
+    return False
 
 
 def _result(chain: _Chain, tally: _Tally, search: Search) -> SearchResult:

@@ -41,14 +41,21 @@ class TrialBatch:
     failed: int
 
 
-def parse_query(text: str) -> str | None:
-    """Imagination's JSON reply → the query, or None if it is not a usable {"query": str}."""
+def parse_query(text: str, tool: str = "") -> str | None:
+    """Imagination's JSON reply → the query, or None if it is not a usable {"query": str}.
+
+    A query that names the tool is refused: users don't know API names, and STE imagines without them.
+    """
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, TypeError):
         return None
     query = value.get("query") if isinstance(value, dict) else None
-    return query.strip() if isinstance(query, str) and len(query.strip()) >= 8 else None
+    if not isinstance(query, str) or len(query.strip()) < 8:
+        return None
+    if tool and tool.lower() in query.lower():
+        return None
+    return query.strip()
 
 
 def parse_verdict(text: str) -> Reflection | None:
@@ -96,7 +103,7 @@ def explore(
             prompts_.append(prompts.imagination(spec, explored, s.trials))
         imagined = policy.chat(prompts_, [[] for _ in sessions], config.imagine, mode="json", json_schema=prompts.QUERY_SCHEMA)
         imagine_s = time.perf_counter() - started
-        live = [(s, parse_query(r.message.content or ""), r) for s, r in zip(sessions, imagined)]
+        live = [(s, parse_query(r.message.content or "", s.tool), r) for s, r in zip(sessions, imagined)]
         failed = sum(1 for _, q, _ in live if q is None)
         live = [(s, q, r) for s, q, r in live if q is not None]
         if not live:

@@ -36,11 +36,19 @@ def test_react_calls_a_real_tool_then_answers():
 
 
 def test_react_stops_at_the_turn_limit_and_reports_failed_calls():
-    policy = ScriptedPolicy(lambda c, t, m, p: call("get_city_info", city="Atlantis"))
+    cities = iter(["Atlantis", "Lemuria", "Mu"])
+    policy = ScriptedPolicy(lambda c, t, m, p: call("get_city_info", city=next(cities)))
     [result] = ReAct(Budget(max_turns=3)).run(policy, RUNNER, [TASK], Sampling())
     assert turns(result.messages) == 3 and result.outcome.final_answer is None
     assert result.outcome.label == "unfinished" and result.outcome.tool_calls_failed == 3
     assert "tool_error" in result.messages[-1].content
+
+
+def test_a_repeated_call_is_not_run_again():
+    policy = ScriptedPolicy(lambda c, t, m, p: call("get_city_info", city="Tokyo"))
+    [result] = ReAct(Budget(max_turns=3)).run(policy, RUNNER, [TASK], Sampling())
+    assert result.search.tool_calls == 1 and "repeated_call" in result.messages[-1].content
+    assert result.outcome.tool_calls_failed == 2 and result.outcome.last_call_ok is False
 
 
 def test_react_at_n_stops_at_the_first_chain_that_answers():

@@ -103,6 +103,7 @@ def test_imagination_garbage_is_a_failed_trial_not_a_crash(memory):
     assert batch.episodes == [] and batch.failed == 2
     assert parse_query('{"query": "What is 5 EUR in yen?"}') == "What is 5 EUR in yen?"
     assert parse_query('{"query": ""}') is None and parse_query('{"q": "x"}') is None
+    assert parse_query('{"query": "Use convert_currency on 5 EUR"}', "convert_currency") is None
 
 
 def _with(episode, **outcome):
