@@ -1,0 +1,247 @@
+"""The policy: the model that picks the next tool call, behind one batched interface.
+
+Explorers hand `chat` a batch of conversations (each with its own tools) and get one `Reply`
+per conversation. Three modes cover everything STE and DFSDT ask of a model:
+
+- "tool_call": the turn is exactly one call to one of the conversation's tools (final answers
+  too: the explorer always offers DFSDT's `Finish` tool);
+- "json": a JSON object under a schema (imagined queries, reflection verdicts);
+- "text": free text (paraphrasing).
+
+`TransformersPolicy` runs a local model and makes "tool_call" and "json" replies well-formed by
+construction: xgrammar masks every logit that would leave the grammar. `actors.endpoint` holds
+the same interface over any OpenAI-compatible server. Either way a reply that still fails to
+parse (the token budget ran out mid-JSON) comes back with `parse_error` set, never as an exception.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import jsonschema
+import torch
+import xgrammar as xgr
+from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+from actors.templates import ensure_tool_template, render
+from replay.episode import FunctionCall, Message, ToolCall
+
+Mode = Literal["tool_call", "json", "text"]
+
+TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
+JSON_SEPARATORS = (", ", ": ")  # what the template's `tojson` writes: decode exactly what is trained on
+MAX_ERROR_CHARS = 300
+
+
+@dataclass
+class Sampling:
+    temperature: float = 0.7  # 0 means greedy
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    seed: int | None = None
+
+
+@dataclass
+class Reply:
+    message: Message  # the assistant turn: one tool call, or `content` (JSON text, free text, or raw text on a parse error)
+    raw: str  # the completion as the model wrote it, without the stop token
+    parse_error: str | None  # one line; None when the reply is well-formed
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: Literal["stop", "length"] = "stop"  # "length": max_new_tokens ran out
+
+
+class Policy(Protocol):
+    version: int
+
+    def chat(self, conversations: list[list[Message]], tools: list[list[dict]], sampling: Sampling,
+             mode: Mode = "tool_call", json_schema: dict | None = None) -> list[Reply]: ...
+
+    def load_weights(self, version: int, state_dict: dict) -> None: ...
+
+
+def tool_call_schema(tools: list[dict]) -> dict:
+    """JSON schema of one call to any of `tools`: the tool's name as a constant, its parameters as the arguments."""
+    return {"anyOf": [
+        {"type": "object",
+         "properties": {"name": {"const": function["name"]}, "arguments": function.get("parameters") or {"type": "object"}},
+         "required": ["name", "arguments"]}
+        for function in map(_function, tools)
+    ]}
+
+
+def parse_tool_call(text: str, tools: list[dict]) -> tuple[FunctionCall | None, str | None]:
+    """The call in `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, or why there is none.
+
+    Meant for constrained and unconstrained outputs alike: it never raises, whatever the text.
+    """
+    start = text.find(TOOL_CALL_OPEN)
+    if start < 0:
+        return None, "no <tool_call> tag in the output"
+    body = text[start + len(TOOL_CALL_OPEN):].lstrip()
+    try:
+        call, end = json.JSONDecoder(strict=False).raw_decode(body)
+    except json.JSONDecodeError as error:
+        if TOOL_CALL_CLOSE not in body:
+            return None, f"unclosed JSON: the output ended inside <tool_call> ({error.msg})"
+        return None, f"invalid JSON in <tool_call>: {error.msg} at char {error.pos}"
+    except (ValueError, RecursionError) as error:  # e.g. an integer of 5000 digits, or 10000 nested arrays
+        return None, _one_line(f"unreadable JSON in <tool_call>: {error or type(error).__name__}")
+    if not body[end:].lstrip().startswith(TOOL_CALL_CLOSE):
+        return None, "missing </tool_call> after the JSON"
+    return check_call(call, tools)
+
+
+def check_call(call: Any, tools: list[dict]) -> tuple[FunctionCall | None, str | None]:
+    """A decoded `{"name", "arguments"}` object as a FunctionCall, if it names a tool and fits its schema."""
+    if not isinstance(call, dict):
+        return None, f"the call is a JSON {_json_type(call)}, not an object"
+    name = call.get("name")
+    if not isinstance(name, str):
+        return None, 'the call has no "name" string'
+    functions = {function["name"]: function for function in map(_function, tools)}
+    if name not in functions:
+        return None, _one_line(f"unknown tool {name!r} (known: {', '.join(functions) or 'none'})")
+    arguments = call.get("arguments")
+    if not isinstance(arguments, dict):
+        return None, f'"arguments" of {name} is a JSON {_json_type(arguments)}, not an object'
+    schema = functions[name].get("parameters") or {"type": "object"}
+    try:
+        error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(arguments))
+    except (jsonschema.exceptions.SchemaError, re.error) as problem:
+        return None, _one_line(f"the parameters schema of {name} cannot be checked: {problem}")
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "top level"
+        return None, _one_line(f"arguments of {name} do not fit its schema at {where}: {error.message}")
+    return FunctionCall(name=name, arguments=arguments), None
+
+
+def check_json(text: str, schema: dict | None) -> str | None:
+    """Why `text` is not a JSON value fitting `schema` (any JSON when None), or None if it is."""
+    try:
+        value = json.loads(text, strict=False)
+    except (ValueError, RecursionError) as error:
+        return _one_line(f"invalid JSON: {error}")
+    if schema is None:
+        return None
+    error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(value))
+    return None if error is None else _one_line(f"the JSON does not fit the schema: {error.message}")
+
+
+def new_call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+class TransformersPolicy:
+    """A local transformers causal LM: one left-padded `generate` per batch, grammar-constrained per row.
+
+    xgrammar's HF logits processor takes one compiled grammar per batch row, so conversations with
+    different tool sets share one `generate`. Temperature and top-p run after the grammar mask (as
+    our own processors): top-p first would cut the nucleus to tokens the grammar then forbids.
+    """
+
+    def __init__(self, model, tokenizer, threads: int = 1, version: int = 0):
+        torch.set_num_threads(threads)
+        self.model = model.eval()
+        self.tokenizer = ensure_tool_template(tokenizer)
+        self.tokenizer.padding_side = "left"  # every row's prompt ends where generation starts
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.version = version
+        # ChatML models end a turn with <|im_end|>, which is not always the tokenizer's eos.
+        stops = {self.tokenizer.eos_token_id, self.tokenizer.get_vocab().get("<|im_end|>")}
+        self.stop_ids = sorted(stop for stop in stops if stop is not None)
+        info = xgr.TokenizerInfo.from_huggingface(
+            self.tokenizer, vocab_size=model.get_output_embeddings().weight.shape[0], stop_token_ids=self.stop_ids)
+        self.compiler = xgr.GrammarCompiler(info, max_threads=threads)
+        self._compile = functools.lru_cache(maxsize=256)(self._compile_schema)
+
+    def chat(self, conversations: list[list[Message]], tools: list[list[dict]], sampling: Sampling,
+             mode: Mode = "tool_call", json_schema: dict | None = None) -> list[Reply]:
+        if len(tools) != len(conversations):
+            raise ValueError(f"{len(conversations)} conversations but {len(tools)} tool lists")
+        if not conversations:
+            return []
+        prompts = [render(self.tokenizer, messages, specs) for messages, specs in zip(conversations, tools)]
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+        processors = LogitsProcessorList()
+        if mode != "text":
+            processors.append(xgr.contrib.hf.LogitsProcessor([self._grammar(mode, specs, json_schema) for specs in tools]))
+        # Sampling is the whole story: neutral values keep the checkpoint's own defaults (top-k 50,
+        # repetition penalties) out, and none of them may run before the grammar mask.
+        strategy = dict(do_sample=sampling.temperature > 0, repetition_penalty=1.0)
+        if strategy["do_sample"]:
+            processors += [TemperatureLogitsWarper(sampling.temperature), TopPLogitsWarper(sampling.top_p)]
+            strategy.update(temperature=1.0, top_p=1.0, top_k=0)
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        with torch.inference_mode():
+            output = self.model.generate(
+                **batch, **strategy, logits_processor=processors, max_new_tokens=sampling.max_new_tokens,
+                eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
+            )
+        completions = output[:, batch["input_ids"].shape[1]:].tolist()
+        prompt_tokens = batch["attention_mask"].sum(dim=1).tolist()
+        return [self._reply(ids, count, specs, mode, json_schema)
+                for ids, count, specs in zip(completions, prompt_tokens, tools)]
+
+    def load_weights(self, version: int, state_dict: dict) -> None:
+        """Take the learner's weights (every key, every shape must match) and their version."""
+        self.model.load_state_dict(state_dict, strict=True)
+        self.version = version
+
+    def _reply(self, ids: list[int], prompt_tokens: int, tools: list[dict], mode: Mode, json_schema: dict | None) -> Reply:
+        stop = next((i for i, token in enumerate(ids) if token in self.stop_ids), None)
+        finish = "length" if stop is None else "stop"
+        ids = ids if stop is None else ids[:stop]
+        raw = self.tokenizer.decode(ids, skip_special_tokens=False)
+        counts = dict(prompt_tokens=prompt_tokens, completion_tokens=len(ids) + (stop is not None), finish_reason=finish)
+        if mode == "tool_call":
+            call, error = parse_tool_call(raw, tools)
+            if call is None:
+                return Reply(Message(role="assistant", content=raw), raw, error, **counts)
+            message = Message(role="assistant", tool_calls=[ToolCall(id=new_call_id(), function=call)])
+            return Reply(message, raw, None, **counts)
+        error = check_json(raw, json_schema) if mode == "json" else None
+        return Reply(Message(role="assistant", content=raw if mode == "json" else raw.strip()), raw, error, **counts)
+
+    def _grammar(self, mode: Mode, tools: list[dict], json_schema: dict | None) -> xgr.CompiledGrammar:
+        if mode == "json":
+            return self._compile("json", json.dumps(json_schema))
+        if not tools:
+            raise ValueError("tool_call mode needs at least one tool in every conversation")
+        return self._compile("tool_call", json.dumps(tool_call_schema(tools)))
+
+    def _compile_schema(self, mode: Mode, schema: str) -> xgr.CompiledGrammar:
+        """Compact JSON (the template's separators, no free whitespace), wrapped in the tool-call tags for calls."""
+        if schema == "null":
+            body = xgr.Grammar.builtin_json_grammar()
+        else:
+            body = xgr.Grammar.from_json_schema(schema, any_whitespace=False, separators=JSON_SEPARATORS)
+        if mode == "tool_call":
+            body = xgr.Grammar.concat(_literal(TOOL_CALL_OPEN), body, _literal(TOOL_CALL_CLOSE))
+        return self.compiler.compile_grammar(body)
+
+
+def _literal(text: str) -> xgr.Grammar:
+    return xgr.Grammar.from_ebnf(f"root ::= {json.dumps(text)}")
+
+
+def _function(spec: dict) -> dict:
+    """The function definition inside an OpenAI tool spec (a bare definition passes through)."""
+    return spec.get("function", spec)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), "null")
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 3] + "..."
