@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install redis-server bench clean
 
 demo: install
-	$(BIN)/imaginarium demo
+	$(BIN)/imaginarium explore --tools get_city_info,convert_currency --episodes 8 --actors 2 --trials 2
+	$(BIN)/imaginarium buffer stats
 
 test: install
 	$(BIN)/python -m pytest -q

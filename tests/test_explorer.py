@@ -81,3 +81,25 @@ def test_explore_cli_with_an_unknown_tool_is_one_line(tmp_path):
     assert result.exit_code == 2 and "no such round" in result.stderr
     result = CliRunner().invoke(app, ["explore", "--strategy", "bfs", "--run-dir", str(tmp_path)])
     assert result.exit_code == 2 and "unknown strategy 'bfs'" in result.stderr
+
+
+def test_the_real_smollm2_explores_a_built_in_tool_into_redis(buffer):
+    """One STE trial with the real pretrained model, real tool calls, a real Redis; no Ray, to keep it short."""
+    from actors.explorer import Explorer
+    from replay.render import render_episode
+    from rich.console import Console
+
+    buffer.create_table(TableConfig(name="explore"))
+    real = ExplorerConfig(redis_url=buffer.url, model="default", budget=Budget(max_turns=3, max_tool_calls=3),
+                          ste=STEConfig(trials_per_session=1, solve=Sampling(temperature=0.0, max_new_tokens=64)))
+    counts = Explorer(real, "explorer-real").explore(["get_city_info", "get_city_info"])
+    assert counts["episodes"] + counts["failed"] == 2 and counts["episodes"] >= 1
+    _, episode = next(buffer.episodes("explore"))
+    assert "get_city_info" not in episode.query.lower()
+    calls = [m.tool_calls[0].function for m in episode.messages if m.tool_calls]
+    assert calls and all(c.name in ("get_city_info", "Finish") for c in calls)  # well-formed under the grammar
+    tool_results = [m for m in episode.messages if m.role == "tool"]
+    assert all(m.name == "get_city_info" for m in tool_results)
+    console = Console(record=True, width=100)
+    console.print(render_episode(episode))
+    assert "imagined query" in console.export_text()
