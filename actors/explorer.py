@@ -89,6 +89,27 @@ class Explorer:
             counts["solved"] += sum(e.outcome.label == "solved" for e in batch.episodes)
         return counts
 
+    def exploit(self, round: int, target_table: str, duplicate_threshold: float, paraphrases: bool,
+                filtered: bool = True) -> dict[str, int]:
+        """STE's exploitation of one round: keep the good episodes, add paraphrases, push them for the learner.
+
+        `filtered=False` keeps every explored episode (the ablation "no exploitation filter").
+        """
+        from actors.embeddings import default_embedder
+        from collections import Counter
+
+        from actors.exploit import Selection, paraphrase, select
+        from replay.buffer import Filters
+        from replay.codec import RecordError
+
+        explored = [e for _, e in self.buffer.episodes(self.config.table, Filters(round=round))
+                    if not isinstance(e, RecordError)]
+        selection = select(explored, default_embedder(), duplicate_threshold) if filtered else Selection(explored, Counter())
+        extra = paraphrase(self.policy, selection.kept) if paraphrases else []
+        result = self.buffer.insert(target_table, selection.kept + extra, ignore_rate_limiter=True)
+        return {"explored": len(explored), "kept": len(selection.kept), "paraphrased": len(extra),
+                "inserted": result.inserted, **{f"dropped: {k}": v for k, v in selection.dropped.items()}}
+
     def load_weights(self, version: int, state_dict: dict) -> int:
         """Take policy version `version`; called between units, so an episode never mixes two versions."""
         self.policy.load_weights(version, state_dict)

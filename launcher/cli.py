@@ -30,6 +30,57 @@ def new_run_dir(name: str, root: Path = Path("runs")) -> Path:
 
 
 @app.command()
+def run(
+    config_path: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="Experiment YAML (see configs/)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+):
+    """Run a continual tool-learning experiment: explore, exploit, learn, publish, evaluate — round after round."""
+    from launcher.config import ConfigError, load_config
+    from launcher.run import run_experiment
+    from toolenv.registry import builtin_registry
+
+    if resume is not None:
+        if not (resume / "config.yaml").exists():
+            fail(f"--resume {resume}: not a run folder (no config.yaml)")
+        config_path = resume / "config.yaml"
+    if config_path is None:
+        fail("give a CONFIG file (e.g. configs/cpu-demo.yaml) or --resume RUN_DIR")
+    try:
+        config = load_config(config_path, builtin_registry().rounds())
+    except ConfigError as error:
+        fail(str(error))
+    if dry_run:
+        console.print(plan(config))
+        return
+    run_dir = resume or new_run_dir(config.name)
+    report = run_experiment(config, run_dir, console, resume=resume is not None)
+    console.print(f"report: {report}")
+
+
+def plan(config) -> str:
+    """What a run will do, in words: actors, resources, rounds, budgets."""
+    from toolenv.registry import builtin_registry
+
+    registry = builtin_registry()
+    learn, explore_ = config.learn, config.explore
+    lines = [f"experiment {config.name} (seed {config.seed})",
+             f"  Redis: {config.redis.url or 'embedded redis-server, AOF in the run folder'}",
+             f"  Ray: {config.ray.address or 'local'}; model: {config.model.path}",
+             f"  explorers: {explore_.actors} × ({explore_.threads} thread(s), {explore_.strategy}, "
+             f"{explore_.trials_per_session} trials/session, resources {explore_.resources or 'CPU'})",
+             f"  learner: {learn.ranks} rank(s), ZeRO-{learn.zero_stage}, "
+             f"{'GPU' if learn.gpus_per_rank else 'CPU/gloo'}, {learn.steps_per_round} steps/round, "
+             f"micro batch {learn.micro_batch}, replay {learn.replay_fraction:.0%}, publish every {learn.publish_every}"]
+    for r in config.tools.rounds:
+        names = [t.name for t in registry.by_round(r)][: config.tools.per_round]
+        lines.append(f"  round {r}: {len(names)} tools × {explore_.episodes_per_tool} episodes: {', '.join(names)}")
+    lines.append(f"  evaluation: {config.eval.strategy}, {config.eval.limit_per_tool} gold queries per tool, "
+                 f"after every round{' and for the base model' if config.eval.baseline else ''}")
+    return "\n".join(lines)
+
+
+@app.command()
 def explore(
     tools: str = typer.Option("round:1", help="Comma-separated tool names, or round:N for a round's tools."),
     episodes: int = typer.Option(8, min=1, help="Episodes (trials) to explore in all."),

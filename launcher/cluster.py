@@ -7,10 +7,9 @@ import os
 def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join `address` (or RAY_ADDRESS, as set by `ray job submit`), else start Ray locally.
 
-    A local Ray binds the machine's public address by default; these machines allow loopback traffic
-    only, and with this variable set before `ray.init` the node address is 127.0.0.1.
+    A local Ray binds 127.0.0.1 because `launcher/__init__.py` sets RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+    before Ray is first imported (set after the import, it has no effect).
     """
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():

@@ -1,6 +1,7 @@
 """Fixtures: a real redis-server, started by the project's own embedded-server code."""
 from __future__ import annotations
 
+import launcher  # noqa: F401  (first: keeps a local Ray on loopback, see launcher/__init__.py)
 import pytest
 
 from replay.buffer import ReplayBuffer

@@ -1,0 +1,137 @@
+"""The experiment config: one YAML file, validated on load; a mistake is one line naming the key."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from learner.config import LearnerConfig
+from replay.tables import RateLimiter
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message is one line: file, key, what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RedisSection(_Strict):
+    url: str | None = None  # None: an embedded redis-server with AOF in the run folder
+
+
+class RaySection(_Strict):
+    address: str | None = None  # None: local Ray (or RAY_ADDRESS, as `ray job submit` sets it)
+    num_cpus: int | None = Field(None, ge=1)
+
+
+class ModelSection(_Strict):
+    path: str = "default"  # "default" (SmolLM2-135M-Instruct from its PyPI wheel), "tiny" (tests), or a folder
+
+
+class ToolsSection(_Strict):
+    suite: Literal["builtin"] = "builtin"
+    rounds: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+    per_round: int | None = Field(None, ge=1)  # the first N tools of each round (all if None)
+
+
+class BudgetSection(_Strict):
+    max_turns: int = Field(4, ge=1)
+    max_tool_calls: int = Field(6, ge=1)
+    max_expansions: int = Field(12, ge=1)
+    max_children: int = Field(2, ge=1)
+    max_observation_chars: int = Field(1024, ge=64)
+
+
+class ExploreSection(_Strict):
+    actors: int = Field(2, ge=1)
+    threads: int = Field(1, ge=1)
+    episodes_per_tool: int = Field(8, ge=1)
+    trials_per_session: int = Field(4, ge=1)
+    sessions_per_call: int = Field(2, ge=1)
+    strategy: str = Field("react", pattern=r"^(react|react@[1-9][0-9]*|dfsdt)$")
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    use_long_term_memory: bool = True
+    max_restarts: int = Field(3, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict)  # Ray custom resources, e.g. {"explorer": 1}
+    max_new_tokens: int = Field(160, ge=16)
+
+
+class BufferSection(_Strict):
+    table: str = Field("explore", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    max_size: int = Field(100_000, ge=1)
+    rate_limiter: RateLimiter = Field(default_factory=RateLimiter)
+
+
+class ExploitSection(_Strict):
+    filter: bool = True  # STE's filter (answered, calls succeeded, reflection says solved, no near-duplicates)
+    paraphrases: bool = True
+    duplicate_threshold: float = Field(0.92, gt=0, le=1)
+
+
+class LearnSection(LearnerConfig):
+    steps_per_round: int = Field(40, ge=1)
+    max_tokens: int = Field(1024, ge=128)  # per training example (never cuts a tool call)
+
+
+class EvalSection(_Strict):
+    strategy: str = Field("react", pattern=r"^(react|react@[1-9][0-9]*|dfsdt)$")
+    limit_per_tool: int = Field(4, ge=1)
+    baseline: bool = True  # also evaluate the base model, for the learning matrix's first row
+
+
+class ExperimentConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    seed: int = 0
+    redis: RedisSection = Field(default_factory=RedisSection)
+    ray: RaySection = Field(default_factory=RaySection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    tools: ToolsSection = Field(default_factory=ToolsSection)
+    explore: ExploreSection = Field(default_factory=ExploreSection)
+    buffer: BufferSection = Field(default_factory=BufferSection)
+    exploit: ExploitSection = Field(default_factory=ExploitSection)
+    learn: LearnSection = Field(default_factory=LearnSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+
+    @model_validator(mode="after")
+    def _possible(self) -> ExperimentConfig:
+        if sorted(set(self.tools.rounds)) != self.tools.rounds:
+            raise ValueError(f"tools.rounds must be increasing without repeats, got {self.tools.rounds}")
+        if self.learn.publish_every > self.learn.steps_per_round:
+            raise ValueError(f"learn.publish_every ({self.learn.publish_every}) exceeds learn.steps_per_round "
+                             f"({self.learn.steps_per_round}): explorers would never get new weights")
+        if self.learn.gpus_per_rank == 0 and self.learn.ranks * self.learn.threads > 64:
+            raise ValueError("learn.ranks × learn.threads over 64 CPU threads: set learn.gpus_per_rank for GPU ranks")
+        return self
+
+
+def load_config(path: str | Path, available_rounds: list[int] | None = None) -> ExperimentConfig:
+    """Read and validate; every problem becomes ConfigError with `file: key: message`."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(error, 'problem', error)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        raise ConfigError(f"{path}: {key + ': ' if key else ''}{message}{more}") from None
+    if available_rounds is not None:
+        missing = [r for r in config.tools.rounds if r not in available_rounds]
+        if missing:
+            raise ConfigError(f"{path}: tools.rounds: no round {missing[0]} in the suite "
+                              f"(rounds: {', '.join(map(str, available_rounds))})")
+    return config

@@ -1,0 +1,45 @@
+"""The evaluation actor: a policy that takes published weights like an explorer, scored on the gold sets."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+
+class Evaluator:
+    def __init__(self, model: str, threads: int, strategy: str, budget, seed: int = 0):
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+        from actors.explorer import make_policy, make_strategy
+        from toolenv.gold import load_gold_dir
+        from toolenv.registry import builtin_registry
+        from toolenv.runner import ToolRunner
+
+        self.policy = make_policy(model, threads, seed)
+        self.strategy = make_strategy(strategy, budget)
+        self.registry = builtin_registry()
+        self.runner = ToolRunner(self.registry)
+        self.gold = load_gold_dir()
+        self.seed = seed
+
+    def load_weights(self, version: int, state_dict: dict) -> int:
+        self.policy.load_weights(version, state_dict)
+        return self.policy.version
+
+    def evaluate(self, tools: list[str], limit: int) -> dict:
+        """Summary overall and per round/tool, plus per-query records, for the policy's current version."""
+        from actors.policy import Sampling
+        from evaluation.builtin import evaluate, gold_tasks
+        from evaluation.judges import rule_judge
+        from evaluation.metrics import breakdown, summarize
+
+        tasks = gold_tasks(self.registry, self.gold, tools, limit=limit, seed=self.seed)
+        records = evaluate(self.policy, self.strategy, tasks, self.runner, rule_judge,
+                           Sampling(temperature=0.0, max_new_tokens=160, seed=self.seed))
+        return {
+            "version": self.policy.version,
+            "summary": asdict(summarize(records)),
+            "by_round": {k: asdict(v) for k, v in breakdown(records, "round").items()},
+            "by_tool": {k: asdict(v) for k, v in breakdown(records, "tool").items()},
+        }

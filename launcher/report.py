@@ -1,0 +1,163 @@
+"""report.md and its plots, rewritten after every round from the run's state and metrics.jsonl."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+import numpy as np
+
+from replay.buffer import TableStats
+
+METRIC = "correct"  # STE's correctness: the right API with the right arguments
+
+
+def _events(metrics_path: Path, kind: str) -> list[dict]:
+    if not metrics_path.exists():
+        return []
+    events = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    return [e for e in events if e.get("event") == kind]
+
+
+def learning_matrix(evaluations: dict[str, dict], rounds: list[int]) -> tuple[list[str], np.ndarray]:
+    """Rows: the model after each round (and the base model); columns: the tools of round k; cells: correctness %."""
+    labels = list(evaluations)
+    matrix = np.full((len(labels), len(rounds)), np.nan)
+    for i, label in enumerate(labels):
+        by_round = evaluations[label]["by_round"]
+        for j, r in enumerate(rounds):
+            if str(r) in by_round:
+                matrix[i, j] = by_round[str(r)][METRIC]
+    return labels, matrix
+
+
+def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: TableStats, train: TableStats,
+                 metrics_path: Path) -> Path:
+    rounds = config.tools.rounds
+    plots = run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    lines = [f"# {config.name}: continual tool learning", "",
+             f"Model `{config.model.path}`, rounds {rounds}, {config.explore.actors} explorers "
+             f"({config.explore.strategy}), learner {config.learn.ranks} rank(s) ZeRO-{config.learn.zero_stage}, "
+             f"replay fraction {config.learn.replay_fraction}.", ""]
+
+    labels, matrix = learning_matrix(evaluations, rounds)
+    if labels:
+        lines += ["## Correctness (%) on each round's gold set", "",
+                  "| model | " + " | ".join(f"round {r} tools" for r in rounds) + " | all |",
+                  "| --- | " + " | ".join("---:" for _ in rounds) + " | ---: |"]
+        for label, row in zip(labels, matrix):
+            cells = " | ".join("–" if np.isnan(v) else f"{v:.1f}" for v in row)
+            lines.append(f"| {label} (v{evaluations[label]['version']}) | {cells} | "
+                         f"{evaluations[label]['summary'][METRIC]:.1f} |")
+        lines += ["", "Other metrics of the latest evaluation:", "",
+                  "| " + " | ".join(evaluations[labels[-1]]["summary"]) + " |",
+                  "| " + " | ".join("---:" for _ in evaluations[labels[-1]]["summary"]) + " |",
+                  "| " + " | ".join(_cell(v) for v in evaluations[labels[-1]]["summary"].values()) + " |", ""]
+        _heatmap(labels, matrix, rounds, plots / "learning_matrix.png")
+        _correctness(labels, matrix, rounds, plots / "correctness.png")
+        lines += ["![learning and forgetting](plots/learning_matrix.png)", "", "![correctness](plots/correctness.png)", ""]
+
+    lines += ["## Replay buffer", "", f"Explored episodes: {explored.size} (table `{explored.name}`), kept and "
+              f"paraphrased for training: {train.size} (table `{train.name}`).", ""]
+    if explored.by_tool_round:
+        _composition(explored, rounds, plots / "buffer_composition.png")
+        lines += ["![buffer composition](plots/buffer_composition.png)", ""]
+    outcomes = {k.split("=", 1)[1]: v for k, v in explored.by_index.items() if k.startswith("outcome=")}
+    lines += ["Outcomes of explored episodes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())), ""]
+
+    train_events = _events(metrics_path, "train")
+    if train_events:
+        _loss(train_events, plots / "loss.png")
+        _lag(train_events, plots / "version_lag.png")
+        replayed = sum(e["replayed"] for e in train_events)
+        examples = sum(e["examples"] for e in train_events)
+        lines += ["## Learning", "", f"{len(train_events)} optimizer steps, {examples} examples, "
+                  f"{replayed} of them replayed from earlier rounds.", "",
+                  "![loss](plots/loss.png)", "", "![policy version lag](plots/version_lag.png)", ""]
+    publishes = _events(metrics_path, "publish")
+    if publishes:
+        lines += [f"Weights published {len(publishes)} times; mean time to all explorers "
+                  f"{np.mean([p['seconds'] for p in publishes]):.2f} s.", ""]
+    lines += ["Replay vs no replay: run the same config with `learn.replay_fraction: 0` into another run folder and "
+              "compare the two learning matrices.", ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _cell(value) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def _heatmap(labels: list[str], matrix: np.ndarray, rounds: list[int], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(rounds), 1.0 + 0.55 * len(labels)))
+    image = ax.imshow(matrix, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(rounds)), [f"round {r} tools" for r in rounds])
+    ax.set_yticks(range(len(labels)), [f"after {label}" if label != "base" else "base model" for label in labels])
+    for (i, j), value in np.ndenumerate(matrix):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", color="white" if value < 60 else "black")
+    fig.colorbar(image, ax=ax, label="correct %")
+    ax.set_title("learning and forgetting")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _correctness(labels: list[str], matrix: np.ndarray, rounds: list[int], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for j, r in enumerate(rounds):
+        ax.plot(range(len(labels)), matrix[:, j], marker="o", label=f"round {r} tools")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel("correct %")
+    ax.set_ylim(0, 100)
+    ax.legend()
+    ax.set_title("correctness after each round")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _composition(stats: TableStats, rounds: list[int], path: Path) -> None:
+    tools = sorted({tool for tool, _ in stats.by_tool_round})
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.35 * len(tools)))
+    left = np.zeros(len(tools))
+    for r in rounds:
+        counts = np.array([stats.by_tool_round.get((tool, str(r)), 0) for tool in tools])
+        ax.barh(tools, counts, left=left, label=f"round {r}")
+        left += counts
+    ax.set_xlabel("episodes")
+    ax.legend()
+    ax.set_title("buffer composition per tool and round")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _loss(events: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot([e["step"] for e in events], [e["loss"] for e in events])
+    for r in sorted({e["round"] for e in events}):
+        first = min(e["step"] for e in events if e["round"] == r)
+        ax.axvline(first, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (per labelled token)")
+    ax.set_title("training loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _lag(events: list[dict], path: Path) -> None:
+    lags = [lag for e in events for lag in e["version_lag"]]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(lags, bins=range(0, max(lags, default=0) + 2), align="left", rwidth=0.8)
+    ax.set_xlabel("policy version lag of trained episodes")
+    ax.set_ylabel("examples")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

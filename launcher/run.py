@@ -1,0 +1,225 @@
+"""`imaginarium run CONFIG`: the continual tool-learning experiment, round after round.
+
+For each round r: explore round r's tools with the current policy → exploit (filter, paraphrase)
+into the training table → learn with STE's replay of earlier rounds, publishing weights to the
+explorers every `publish_every` steps → evaluate on every round's gold set. What is done is
+recorded in `state.json` after each phase, so `--resume` continues where the run stopped.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import ray
+import yaml
+from rich.console import Console
+
+from actors.explorer import ExplorerConfig
+from actors.policy import Sampling
+from actors.search import Budget
+from actors.ste import STEConfig
+from launcher.cluster import start_ray
+from launcher.config import ExperimentConfig
+from launcher.evaluator import Evaluator
+from launcher.explore import plan_units, run_units, start_explorers
+from launcher.report import write_report
+from learner.config import LearnerConfig
+from learner.examples import build_examples, load_tokenizer
+from learner.group import LearnerGroup
+from learner.packing import first_fit_decreasing, packed_batch, padded_batch
+from learner.publish import apply_staleness, publish
+from replay.buffer import BufferError, Filters, RateLimitTimeout, ReplayBuffer, RoundMix
+from replay.server import redis_url
+from replay.tables import TableConfig
+from toolenv.registry import builtin_registry
+
+
+@dataclass
+class RunState:
+    """What is done; rewritten after every phase (state.json)."""
+
+    phases: dict[str, list[str]] = field(default_factory=dict)  # round → phases done: explore, exploit, learn, eval
+    version: int = 0  # the policy version the explorers hold
+    step: int = 0  # learner optimizer steps over the whole run
+    round_steps: dict[str, int] = field(default_factory=dict)  # round → its steps done
+    checkpoint: str | None = None  # the latest learner checkpoint tag
+    evaluations: dict[str, dict] = field(default_factory=dict)  # "base" / "round r" → evaluator summary
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunState:
+        path = run_dir / "state.json"
+        return cls(**json.loads(path.read_text())) if path.exists() else cls()
+
+    def save(self, run_dir: Path) -> None:
+        temp = run_dir / "state.json.tmp"
+        temp.write_text(json.dumps(asdict(self), indent=1))
+        temp.replace(run_dir / "state.json")
+
+    def done(self, round: int, phase: str) -> bool:
+        return phase in self.phases.get(str(round), [])
+
+    def mark(self, round: int, phase: str, run_dir: Path) -> None:
+        self.phases.setdefault(str(round), []).append(phase)
+        self.save(run_dir)
+
+
+class Metrics:
+    """metrics.jsonl: one line per event, with the time; what the report's plots are drawn from."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def log(self, **event) -> None:
+        with self.path.open("a") as out:
+            out.write(json.dumps({"time": round(time.time(), 3), **event}) + "\n")
+
+
+def resolve_model(path: str, run_dir: Path, seed: int) -> Path:
+    """A model folder every part loads the same weights from: SmolLM2's cache, a tiny model saved once, or `path`."""
+    from actors import model
+
+    if path == "default":
+        if not model.cache_dir().is_dir():
+            model.build_smollm2_cache(model.cache_dir())
+        return model.cache_dir()
+    if path == "tiny":
+        folder = run_dir / "tiny-model"
+        if not folder.is_dir():
+            tiny, tokenizer = model.tiny_model(seed)
+            tiny.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+        return folder
+    return Path(path)
+
+
+def run_experiment(config: ExperimentConfig, run_dir: Path, console: Console, resume: bool = False) -> Path:
+    registry = builtin_registry()
+    state = RunState.load(run_dir) if resume else RunState()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    metrics = Metrics(run_dir / "metrics.jsonl")
+    tools = {r: [t.name for t in registry.by_round(r)][: config.tools.per_round] for r in config.tools.rounds}
+    eval_tools = [name for r in config.tools.rounds for name in tools[r]]
+    train_table = f"{config.buffer.table}-train"
+    budget = Budget(**config.explore.budget.model_dump())
+
+    with redis_url(config.redis.url, run_dir) as url:
+        buffer = ReplayBuffer(url, seed=config.seed)
+        buffer.ping()
+        buffer.create_table(TableConfig(name=config.buffer.table, max_size=config.buffer.max_size,
+                                        rate_limiter=config.buffer.rate_limiter))
+        buffer.create_table(TableConfig(name=train_table, max_size=config.buffer.max_size))
+        start_ray(config.ray.address, config.ray.num_cpus)
+        model_dir = resolve_model(config.model.path, run_dir, config.seed)
+        console.print(f"run folder {run_dir}; model {model_dir}; Redis {url.split('@')[-1]}")
+
+        ste = STEConfig(trials_per_session=config.explore.trials_per_session,
+                        use_long_term_memory=config.explore.use_long_term_memory,
+                        solve=Sampling(temperature=0.4, max_new_tokens=config.explore.max_new_tokens))
+        explorer_config = ExplorerConfig(redis_url=url, table=config.buffer.table, model=str(model_dir),
+                                         threads=config.explore.threads, strategy=config.explore.strategy,
+                                         budget=budget, ste=ste, seed=config.seed)
+        explorers = start_explorers(explorer_config, config.explore.actors, config.explore.max_restarts,
+                                    num_cpus=config.explore.threads, resources=config.explore.resources)
+        evaluator = ray.remote(Evaluator).options(num_cpus=config.explore.threads).remote(
+            str(model_dir), config.explore.threads, config.eval.strategy, budget, config.seed)
+        learner = LearnerGroup(model_dir, LearnerConfig(**config.learn.model_dump(exclude={"steps_per_round", "max_tokens"})))
+        tokenizer = load_tokenizer(model_dir)
+        policies = [*explorers, evaluator]
+        if state.checkpoint:
+            learner.load_checkpoint(run_dir / "checkpoints", state.checkpoint)
+            publish(state.version, learner.state_dict_ref(), policies)
+            console.print(f"resumed at learner step {state.step}, policy version {state.version}")
+
+        def evaluate(label: str) -> None:
+            console.print(f"[bold]evaluating[/] ({label}) on {len(eval_tools)} tools")
+            result = ray.get(evaluator.evaluate.remote(eval_tools, config.eval.limit_per_tool))
+            state.evaluations[label] = result
+            metrics.log(event="eval", label=label, version=result["version"], **result["summary"])
+            state.save(run_dir)
+
+        if config.eval.baseline and "base" not in state.evaluations:
+            evaluate("base")
+        for r in config.tools.rounds:
+            if not state.done(r, "explore"):
+                have = len(buffer.ids(config.buffer.table, Filters(round=r)))
+                target = config.explore.episodes_per_tool * len(tools[r])
+                console.print(f"[bold]round {r}[/]: exploring {', '.join(tools[r])} ({have} of {target} episodes there)")
+                if target > have:
+                    units = plan_units(tools[r], target - have, config.explore.trials_per_session,
+                                       config.explore.sessions_per_call)
+                    totals = run_units(explorers, units, config.explore.trials_per_session)
+                    metrics.log(event="explore", round=r, **totals)
+                state.mark(r, "explore", run_dir)
+            if not state.done(r, "exploit"):
+                counts = ray.get(explorers[0].exploit.remote(r, train_table, config.exploit.duplicate_threshold,
+                                                             config.exploit.paraphrases, config.exploit.filter))
+                console.print(f"round {r}: exploitation " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+                metrics.log(event="exploit", round=r, **counts)
+                state.mark(r, "exploit", run_dir)
+            if not state.done(r, "learn"):
+                learn_round(config, r, state, learner, buffer, train_table, tokenizer, policies, metrics, run_dir, console)
+                state.mark(r, "learn", run_dir)
+            if not state.done(r, "eval"):
+                evaluate(f"round {r}")
+                state.mark(r, "eval", run_dir)
+            write_report(run_dir, config, state.evaluations, buffer.stats(config.buffer.table),
+                         buffer.stats(train_table), run_dir / "metrics.jsonl")
+        learner.export_pretrained(run_dir / "model")
+        report = write_report(run_dir, config, state.evaluations, buffer.stats(config.buffer.table),
+                              buffer.stats(train_table), run_dir / "metrics.jsonl")
+        learner.shutdown()
+        for actor in policies:
+            ray.kill(actor)
+    return report
+
+
+def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: LearnerGroup, buffer: ReplayBuffer,
+                table: str, tokenizer, policies: list, metrics: Metrics, run_dir: Path, console: Console) -> None:
+    """`steps_per_round` optimizer steps on batches with STE's replay mix; publish and checkpoint as configured."""
+    learn = config.learn
+    if buffer.stats(table).size == 0:
+        console.print(f"round {r}: [yellow]nothing kept to learn from yet; skipping training[/]")
+        metrics.log(event="learn_skipped", round=r)
+        return
+    rows_needed = learn.ranks * learn.grad_accum
+    per_step = max(learn.micro_batch * rows_needed, rows_needed)
+    start = state.step
+    for local_step in range(state.round_steps.get(str(r), 0), learn.steps_per_round):
+        try:
+            drawn = buffer.sample(table, per_step, round_mix=RoundMix(r, learn.replay_fraction), timeout=60)
+        except (RateLimitTimeout, BufferError) as error:
+            console.print(f"round {r}: [yellow]stopped training early: {error}[/]")
+            break
+        episodes, _ = apply_staleness([s.episode for s in drawn], state.version, learn.staleness_cap,
+                                      learn.staleness_policy)
+        examples, skipped = build_examples(episodes, tokenizer, config.learn.max_tokens)
+        if len(examples) < rows_needed:
+            continue
+        rows = first_fit_decreasing(examples, config.learn.max_tokens)
+        batch = packed_batch(rows, tokenizer.pad_token_id or 0) if len(rows) >= rows_needed else \
+            padded_batch(examples, tokenizer.pad_token_id or 0)
+        loss = learner.train_step(batch.model_inputs())
+        state.step += 1
+        state.round_steps[str(r)] = local_step + 1
+        replayed = sum(1 for e in episodes if e.round < r)
+        metrics.log(event="train", round=r, step=state.step, loss=loss, examples=len(examples),
+                    tokens=batch.label_count, replayed=replayed, skipped=len(skipped),
+                    version_lag=[state.version - e.policy_version for e in episodes])
+        if state.step % learn.publish_every == 0 or local_step == learn.steps_per_round - 1:
+            state.version += 1
+            started = time.perf_counter()
+            publish(state.version, learner.state_dict_ref(), policies)
+            metrics.log(event="publish", round=r, version=state.version, seconds=round(time.perf_counter() - started, 3))
+        if learn.checkpoint_every and state.step % learn.checkpoint_every == 0:
+            _checkpoint(learner, state, run_dir, r)
+    _checkpoint(learner, state, run_dir, r)
+    console.print(f"round {r}: trained to step {state.step}, policy version {state.version} (from step {start})")
+
+
+def _checkpoint(learner: LearnerGroup, state: RunState, run_dir: Path, r: int) -> None:
+    """Save the learner, then the state that matches it: a resume starts from exactly this point."""
+    folder = learner.save_checkpoint(run_dir / "checkpoints", {"step": state.step, "version": state.version, "round": r})
+    state.checkpoint = folder.name
+    state.save(run_dir)
