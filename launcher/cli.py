@@ -33,6 +33,7 @@ def new_run_dir(name: str, root: Path = Path("runs")) -> Path:
 def run(
     config_path: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="Experiment YAML (see configs/)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default: runs/<name>-<time>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
 ):
     """Run a continual tool-learning experiment: explore, exploit, learn, publish, evaluate — round after round."""
@@ -53,8 +54,22 @@ def run(
     if dry_run:
         console.print(plan(config))
         return
-    run_dir = resume or new_run_dir(config.name)
-    report = run_experiment(config, run_dir, console, resume=resume is not None)
+    if run_dir is not None and resume is None:
+        if run_dir.exists():
+            fail(f"--run-dir {run_dir} exists; use --resume to continue it")
+        run_dir.mkdir(parents=True)
+    run_dir = resume or run_dir or new_run_dir(config.name)
+    try:
+        report = run_experiment(config, run_dir, console, resume=resume is not None)
+    except Exception as error:  # an actor died, a server went away: say so, and how to continue
+        import ray.exceptions
+
+        if not isinstance(error, (ray.exceptions.RayError, ConnectionError, OSError)):
+            raise
+        Console(stderr=True).print(f"[red]run stopped:[/] {type(error).__name__}: {str(error).splitlines()[0]}\n"
+                                   f"continue it with: imaginarium run --resume {run_dir}", highlight=False,
+                                   soft_wrap=True)
+        raise typer.Exit(1)
     console.print(f"report: {report}")
 
 

@@ -95,15 +95,21 @@ def resolve_model(path: str, run_dir: Path, seed: int) -> Path:
 
 
 def run_experiment(config: ExperimentConfig, run_dir: Path, console: Console, resume: bool = False) -> Path:
+    """Run (or, with `resume`, continue) the experiment in `run_dir`; returns the report's path."""
+    try:
+        return _run(config, run_dir, console, RunState.load(run_dir) if resume else RunState())
+    finally:
+        ray.shutdown()  # a local Ray stops with it; on a cluster this only disconnects
+
+
+def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunState) -> Path:
     registry = builtin_registry()
-    state = RunState.load(run_dir) if resume else RunState()
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     metrics = Metrics(run_dir / "metrics.jsonl")
     tools = {r: [t.name for t in registry.by_round(r)][: config.tools.per_round] for r in config.tools.rounds}
     eval_tools = [name for r in config.tools.rounds for name in tools[r]]
     train_table = f"{config.buffer.table}-train"
     budget = Budget(**config.explore.budget.model_dump())
-
     with redis_url(config.redis.url, run_dir) as url:
         buffer = ReplayBuffer(url, seed=config.seed)
         buffer.ping()

@@ -1,0 +1,61 @@
+"""Experiment configs: every preset validates; each kind of mistake is one line naming the key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from launcher.cli import app
+from launcher.config import ConfigError, load_config
+
+ROOT = Path(__file__).parent.parent
+ROUNDS = [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_preset_validates(preset):
+    config = load_config(preset, ROUNDS)
+    assert config.name and config.tools.rounds
+
+
+MISTAKES = [
+    ("name: x\nexplore: {actors: 0}\n", "explore.actors: Input should be greater than or equal to 1"),
+    ("name: x\nexplore: {actor: 2}\n", "explore.actor: unknown key"),
+    ("name: x\nlearn: {lr: -1}\n", "learn.lr: Input should be greater than 0"),
+    ("name: x\nlearn: {zero_stage: 4}\n", "learn.zero_stage"),
+    ("name: x\nlearn: {lr: fast}\n", "learn.lr: Input should be a valid number"),
+    ("name: x\nexplore: {strategy: bfs}\n", "explore.strategy: String should match pattern"),
+    ("name: x\ntools: {rounds: [2, 1]}\n", "tools.rounds must be increasing"),
+    ("name: x\ntools: {rounds: [7]}\n", "tools.rounds: no round 7 in the suite"),
+    ("name: x\nlearn: {publish_every: 50, steps_per_round: 10}\n", "learn.publish_every (50) exceeds learn.steps_per_round"),
+    ("name: x\nbuffer: {rate_limiter: {kind: sample_to_insert_ratio, samples_per_insert: 8, error_buffer: 2}}\n",
+     "error_buffer (2.0) must be at least max(1, samples_per_insert=8.0)"),
+    ("name: x\nlearn: {warmup_steps: 50, total_steps: 10}\n", "warmup_steps (50) exceeds total_steps (10)"),
+    ("explore: {actors: 2}\n", "name: Field required"),
+    ("name: x\nexplore: [1, 2]\n", "explore: Input should be a valid dictionary"),
+    ("- just\n- a list\n", "the top level must be a mapping"),
+    ("name: x\nexplore: {actors: 2\n", "not valid YAML"),
+    ("name: 'bad name!'\n", "name: String should match pattern"),
+]
+
+
+@pytest.mark.parametrize("text, expected", MISTAKES)
+def test_each_mistake_is_one_line_naming_the_key(tmp_path, text, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ROUNDS)
+    message = str(caught.value)
+    assert expected in message and "\n" not in message and message.startswith(str(path))
+
+
+def test_the_cli_prints_config_errors_on_one_line_and_plans_a_dry_run(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nlearn: {lr: -1}\n")
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "learn.lr" in result.stderr
+    result = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "cpu-demo.yaml"), "--dry-run"])
+    assert result.exit_code == 0 and "round 1: 3 tools" in result.stdout and "explorers: 2" in result.stdout
+    assert CliRunner().invoke(app, ["run", "--resume", str(tmp_path)]).exit_code == 2
+    assert CliRunner().invoke(app, ["run", str(tmp_path / "missing.yaml")]).exit_code == 2
