@@ -1,0 +1,87 @@
+"""The learner as a Ray actor group (OpenRLHF's pattern): G DeepSpeed ranks, one actor each, that
+form their torch.distributed group themselves, driven together from the driver.
+
+Every method of the group calls all ranks at once: training, gathering and checkpoints are
+collectives, and a rank left out would hang the others.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+
+from learner.checkpoint import export_pretrained, load_checkpoint, save_checkpoint
+from learner.config import LearnerConfig
+from learner.engine import Batch, Engine, LossFn, StateDict, batch_loss, free_port, split_rows
+
+
+class LearnerRank:
+    """One rank in its own process; Ray places it by the config's CPUs and GPUs per rank."""
+
+    def __init__(self, rank: int, cfg: dict[str, Any]):
+        self.rank, self.cfg = rank, LearnerConfig(**cfg)
+        torch.set_num_threads(self.cfg.threads)
+        self.engine: Engine | None = None
+
+    def rendezvous_address(self) -> tuple[str, int]:
+        """Asked of rank 0 only: its node's address and a free port there, where the others meet it."""
+        host = ray.util.get_node_ip_address()
+        return host, free_port(host)
+
+    def setup(self, model_dir: str, master_addr: str, master_port: int, loss_fn: LossFn) -> None:
+        """Join the group (blocks until all ranks have joined) and build the engine."""
+        os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
+                          WORLD_SIZE=str(self.cfg.ranks), LOCAL_RANK="0")  # Ray shows a rank only its own GPU
+        self.engine = Engine(model_dir, self.cfg, loss_fn)
+
+    def train_step(self, batch: Batch) -> float:
+        return self.engine.train_step(batch)
+
+    def full_state_dict(self) -> StateDict | None:
+        return self.engine.full_state_dict()
+
+    def save_checkpoint(self, directory: str, client_state: dict[str, Any]) -> str:
+        return str(save_checkpoint(self.engine, directory, client_state))
+
+    def load_checkpoint(self, directory: str, tag: str | None) -> dict[str, Any]:
+        return load_checkpoint(self.engine, directory, tag)
+
+    def export_pretrained(self, directory: str) -> str:
+        return str(export_pretrained(self.engine, directory))
+
+
+class LearnerGroup:
+    """`cfg.ranks` learner ranks on Ray, trained as one data-parallel DeepSpeed job."""
+
+    def __init__(self, model_dir: str | Path, cfg: LearnerConfig, loss_fn: LossFn = batch_loss):
+        rank_actor = ray.remote(LearnerRank).options(num_cpus=cfg.cpus_per_rank, num_gpus=cfg.gpus_per_rank)
+        self.ranks = [rank_actor.remote(rank, cfg.model_dump()) for rank in range(cfg.ranks)]
+        master_addr, master_port = ray.get(self.ranks[0].rendezvous_address.remote())
+        ray.get([rank.setup.remote(str(model_dir), master_addr, master_port, loss_fn) for rank in self.ranks])
+
+    def train_step(self, batch: Batch) -> float:
+        """One optimizer step on a global batch, its rows split evenly over the ranks; the global loss."""
+        shares = split_rows(batch, len(self.ranks))
+        return ray.get([rank.train_step.remote(share) for rank, share in zip(self.ranks, shares)])[0]
+
+    def state_dict_ref(self) -> ray.ObjectRef:
+        """Rank 0's gathered full state dict, left in the object store: the driver never copies it."""
+        refs = [rank.full_state_dict.remote() for rank in self.ranks]
+        ray.wait(refs, num_returns=len(refs), fetch_local=False)
+        return refs[0]
+
+    def save_checkpoint(self, directory: str | Path, client_state: dict[str, Any]) -> Path:
+        return Path(ray.get([rank.save_checkpoint.remote(str(directory), client_state) for rank in self.ranks])[0])
+
+    def load_checkpoint(self, directory: str | Path, tag: str | None = None) -> dict[str, Any]:
+        return ray.get([rank.load_checkpoint.remote(str(directory), tag) for rank in self.ranks])[0]
+
+    def export_pretrained(self, directory: str | Path) -> Path:
+        return Path(ray.get([rank.export_pretrained.remote(str(directory)) for rank in self.ranks])[0])
+
+    def shutdown(self) -> None:
+        for rank in self.ranks:
+            ray.kill(rank)
