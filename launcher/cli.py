@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from evaluation.cli import compare_command, eval_command
 from replay.cli import app as buffer_app
 from replay.cli import fail
 from toolenv.cli import app as tools_app
@@ -15,6 +16,8 @@ from toolenv.cli import app as tools_app
 app = typer.Typer(help="Imaginarium: teach language models to use tools.", no_args_is_help=True)
 app.add_typer(buffer_app, name="buffer")
 app.add_typer(tools_app, name="tools")
+app.command("eval")(eval_command)
+app.command("compare")(compare_command)
 console = Console()
 
 
