@@ -63,6 +63,7 @@ class Budget:
     max_expansions: int = 12  # DFSDT: model calls that create nodes
     max_children: int = 2  # DFSDT: siblings tried under one node before backtracking past it
     max_observation_chars: int = 1024  # ToolBench truncates tool results to 1024 characters
+    call_before_finish: bool = True  # Finish is offered only once a real tool has been called: a trial tries the tool
 
 
 @dataclass
@@ -108,9 +109,10 @@ class _Tally:
     tools_s: float = 0.0
 
 
-def _start(task: Task, index: int) -> _Chain:
+def _start(task: Task, index: int, budget: Budget) -> _Chain:
     messages = [Message(role="system", content=task.system), *task.demonstrations, Message(role="user", content=task.query)]
-    return _Chain(task_index=index, messages=messages, tools=[*task.tools, FINISH])
+    return _Chain(task_index=index, messages=messages,
+                  tools=list(task.tools) if budget.call_before_finish else [*task.tools, FINISH])
 
 
 def _generate(policy: Policy, chains: list[_Chain], sampling: Sampling, tallies: list[_Tally],
@@ -164,6 +166,8 @@ def _apply(chain: _Chain, reply: Reply, runner: ToolRunner, tally: _Tally, budge
             tally.last_call_ok = observation.ok
             new.append(Message(role="tool", tool_call_id=call.id, name=call.function.name,
                                content=observation.content(budget.max_observation_chars)))
+            if FINISH not in chain.tools:
+                chain.tools = [*chain.tools, FINISH]
     chain.messages = chain.messages + new
     if chain.turns >= budget.max_turns:
         chain.done = True
@@ -204,7 +208,7 @@ class ReAct:
         return "react" if self.n == 1 else f"react@{self.n}"
 
     def run(self, policy: Policy, runner: ToolRunner, tasks: list[Task], sampling: Sampling) -> list[SearchResult]:
-        chains = [_start(task, i) for i, task in enumerate(tasks) for _ in range(self.n)]
+        chains = [_start(task, i, self.budget) for i, task in enumerate(tasks) for _ in range(self.n)]
         tallies = [_Tally() for _ in tasks]
         winner: dict[int, _Chain] = {}
         while True:
@@ -249,7 +253,7 @@ class DFSDT:
 
     def run(self, policy: Policy, runner: ToolRunner, tasks: list[Task], sampling: Sampling) -> list[SearchResult]:
         tallies = [_Tally() for _ in tasks]
-        trees = [_Tree(_start(task, i)) for i, task in enumerate(tasks)]
+        trees = [_Tree(_start(task, i, self.budget)) for i, task in enumerate(tasks)]
         while True:
             frontier = [(t, t.next_node(self.budget)) for t in trees if not t.finished]
             frontier = [(t, n) for t, n in frontier if n is not None]
