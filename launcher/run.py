@@ -128,8 +128,8 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                                          budget=budget, ste=ste, seed=config.seed)
         explorers = start_explorers(explorer_config, config.explore.actors, config.explore.max_restarts,
                                     num_cpus=config.explore.threads, resources=config.explore.resources)
-        evaluator = ray.remote(Evaluator).options(num_cpus=config.explore.threads).remote(
-            str(model_dir), config.explore.threads, config.eval.strategy, budget, config.seed)
+        evaluator = ray.remote(Evaluator).options(num_cpus=1).remote(
+            str(model_dir), config.eval.threads, config.eval.strategy, budget, config.seed)
         learner = LearnerGroup(model_dir, LearnerConfig(**config.learn.model_dump(exclude={"steps_per_round", "max_tokens"})))
         tokenizer = load_tokenizer(model_dir)
         policies = [*explorers, evaluator]
