@@ -8,14 +8,21 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install redis-server bench clean
 
 demo: install
-	$(BIN)/imaginarium explore --tools get_city_info,convert_currency --episodes 8 --actors 2 --trials 2
-	$(BIN)/imaginarium buffer stats
+	$(BIN)/imaginarium run configs/cpu-demo.yaml
 
 test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/replay_throughput.py
+	$(BIN)/python benchmarks/explore_scaling.py
+	$(BIN)/python benchmarks/ste_diversity.py
+	$(BIN)/python benchmarks/dfsdt_batching.py
+	$(BIN)/python benchmarks/learner_packing.py
+	$(BIN)/python benchmarks/learner_prefix.py
+	$(BIN)/python benchmarks/learner_deepspeed.py
+	$(BIN)/python benchmarks/weight_publish.py
+	$(BIN)/python benchmarks/eval_base.py
 
 install: $(STAMP) redis-server
 
