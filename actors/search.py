@@ -64,6 +64,7 @@ class Budget:
     max_children: int = 2  # DFSDT: siblings tried under one node before backtracking past it
     max_observation_chars: int = 1024  # ToolBench truncates tool results to 1024 characters
     call_before_finish: bool = True  # Finish is offered only once a real tool has been called: a trial tries the tool
+    answer_after_success: bool = False  # after a call that succeeded only Finish is offered (for small models that loop)
 
 
 @dataclass
@@ -166,7 +167,9 @@ def _apply(chain: _Chain, reply: Reply, runner: ToolRunner, tally: _Tally, budge
             tally.last_call_ok = observation.ok
             new.append(Message(role="tool", tool_call_id=call.id, name=call.function.name,
                                content=observation.content(budget.max_observation_chars)))
-            if FINISH not in chain.tools:
+            if budget.answer_after_success and observation.ok:
+                chain.tools = [FINISH]
+            elif FINISH not in chain.tools:
                 chain.tools = [*chain.tools, FINISH]
     chain.messages = chain.messages + new
     if chain.turns >= budget.max_turns:

@@ -44,6 +44,8 @@ class BudgetSection(_Strict):
     max_expansions: int = Field(12, ge=1)
     max_children: int = Field(2, ge=1)
     max_observation_chars: int = Field(1024, ge=64)
+    call_before_finish: bool = True  # Finish is offered only after a real tool call
+    answer_after_success: bool = False  # after a successful call only Finish is offered (small models loop)
 
 
 class ExploreSection(_Strict):

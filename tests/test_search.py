@@ -105,3 +105,17 @@ def test_dfsdt_batches_expansions_across_tasks():
     results = DFSDT(Budget()).run(policy, RUNNER, [TASK, TASK, TASK], Sampling())
     assert len(policy.calls) == 1 and len(policy.calls[0][1]) == 3
     assert all(r.outcome.final_answer == "done" for r in results)
+
+
+def test_finish_is_offered_after_a_real_call_and_alone_after_a_success_if_asked():
+    offered = []
+
+    def respond(conversation, tools, mode, position):
+        offered.append([t["function"]["name"] for t in tools])
+        return call("get_city_info", city="Tokyo") if turns(conversation) == 0 else finish("done")
+
+    ReAct(Budget()).run(ScriptedPolicy(respond), RUNNER, [TASK], Sampling())
+    assert offered == [["get_city_info"], ["get_city_info", "Finish"]]
+    offered.clear()
+    ReAct(Budget(answer_after_success=True)).run(ScriptedPolicy(respond), RUNNER, [TASK], Sampling())
+    assert offered == [["get_city_info"], ["Finish"]]
