@@ -121,13 +121,14 @@ def test_filtering_keeps_and_drops_the_right_episodes(memory):
         "last tool call failed": _with(good, last_call_ok=False),
         "no usable reflection": _with(good, reflection=None),
         "reflection says unsolved": _with(good, reflection=Reflection(solved=False, reason="wrong city")),
+        "answer not grounded in tool results": _with(good, final_answer="The answer for the user (with give_answer)."),
     }
     for reason, episode in cases.items():
         assert rejection(episode) == reason
     twin = type(good)(**{**good.__dict__, "query": "How many people live in Tokyo ?", "id": ""})
     selection = select([good, twin, *cases.values()], default_embedder())
     assert selection.kept == [good]
-    assert selection.dropped["near-duplicate query"] == 1 and sum(selection.dropped.values()) == 6
+    assert selection.dropped["near-duplicate query"] == 1 and sum(selection.dropped.values()) == 7
 
 
 def test_paraphrases_and_demonstrations(memory):
