@@ -189,8 +189,8 @@ def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: Lear
         console.print(f"round {r}: [yellow]nothing kept to learn from yet; skipping training[/]")
         metrics.log(event="learn_skipped", round=r)
         return
-    rows_needed = learn.ranks * learn.grad_accum
-    per_step = max(learn.micro_batch * rows_needed, rows_needed)
+    rows_needed = learn.ranks * learn.grad_accum  # every rank gets at least one row per micro batch
+    per_step = learn.micro_batch * rows_needed
     start = state.step
     for local_step in range(state.round_steps.get(str(r), 0), learn.steps_per_round):
         try:
@@ -202,6 +202,7 @@ def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: Lear
                                       learn.staleness_policy)
         examples, skipped = build_examples(episodes, tokenizer, config.learn.max_tokens)
         if len(examples) < rows_needed:
+            metrics.log(event="batch_skipped", round=r, reason=f"{len(skipped)} of {len(episodes)} episodes too long")
             continue
         rows = first_fit_decreasing(examples, config.learn.max_tokens)
         batch = packed_batch(rows, tokenizer.pad_token_id or 0) if len(rows) >= rows_needed else \
