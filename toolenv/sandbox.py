@@ -3,9 +3,10 @@
 For tools that run model-written code and for untrusted plug-ins: whatever they do (sleep forever,
 allocate without bound, print 100 MB, segfault), the caller gets an outcome back and stays healthy.
 
-The callable travels to the worker pickled (it is ours, so unpickling it there is safe); the outcome comes
-back as JSON only, read with a byte cap, because the worker is not trusted: unpickling what it sends would
-be code execution in the parent. The worker is `python -m toolenv.sandbox`, a new process (not a fork), so
+Nothing is pickled either way: the callable travels as its import path (module, file, qualified name; a
+method's instance is rebuilt by calling its class without arguments, as `tools_from_python` made it), the
+arguments as JSON, and the outcome comes back as JSON only, read with a byte cap, because the worker is
+not trusted. The worker is `python -m toolenv.sandbox`, a new process (not a fork), so
 it inherits no threads or locks from the caller (Ray, torch).
 
 An outcome is a dict: {"ok": true, "result": ...} or {"ok": false, "error": <ErrorKind>, "message": ...}.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import pickle
 import resource
 import selectors
 import signal
@@ -38,17 +38,10 @@ def run_isolated(
 ) -> dict[str, Any]:
     """Call function(**arguments) in a worker process; return the outcome dict."""
     try:
-        payload = pickle.dumps(
-            {
-                "module": _defining_module(function),
-                "function": pickle.dumps(function),
-                "arguments": arguments,
-                "memory_bytes": memory_bytes,
-                "max_output_bytes": max_output_bytes,
-            }
-        )
-    except (pickle.PicklingError, TypeError, AttributeError) as error:
-        return failure_outcome(ErrorKind.CRASHED, f"cannot run isolated: the tool's callable cannot be pickled ({error})")
+        payload = json.dumps({"callable": _locate(function), "arguments": arguments, "memory_bytes": memory_bytes,
+                              "max_output_bytes": max_output_bytes}).encode()
+    except (TypeError, ValueError) as error:
+        return failure_outcome(ErrorKind.CRASHED, f"cannot run isolated: {error}")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
     worker = subprocess.Popen(
         [sys.executable, "-m", "toolenv.sandbox"],
@@ -122,11 +115,17 @@ def _kill(worker: subprocess.Popen) -> None:
         pipe.close()
 
 
-def _defining_module(function: Callable[..., Any]) -> tuple[str, str | None]:
-    """The module the worker must load before unpickling the callable, with its file for plug-ins loaded by path."""
+def _locate(function: Callable[..., Any]) -> dict[str, Any]:
+    """Where a worker finds the callable: a module-level function, or a method of a class it can build bare."""
     owner = getattr(function, "__self__", None)
-    name = type(owner).__module__ if owner is not None and not isinstance(owner, type) else function.__module__
-    return name, getattr(sys.modules.get(name), "__file__", None)
+    bound = owner is not None and not isinstance(owner, type)
+    qualname = type(owner).__qualname__ if bound else getattr(function, "__qualname__", "")
+    module = type(owner).__module__ if bound else getattr(function, "__module__", None)
+    if not module or "<" in qualname:  # a lambda or a local function: no name to import it by
+        raise TypeError(f"{qualname or function!r} is a lambda or a local function: it cannot be pickled or imported "
+                        "in a worker; make it a module-level function or a method")
+    return {"module": module, "file": getattr(sys.modules.get(module), "__file__", None), "qualname": qualname,
+            "method": function.__name__ if bound else None}
 
 
 def failure_outcome(error: ErrorKind, message: str) -> dict[str, Any]:
@@ -150,6 +149,14 @@ def _load_module(name: str, file: str | None) -> None:
     spec.loader.exec_module(module)
 
 
+def _resolve(locator: dict[str, Any]) -> Callable[..., Any]:
+    _load_module(locator["module"], locator["file"])
+    target: Any = sys.modules[locator["module"]]
+    for part in locator["qualname"].split("."):
+        target = getattr(target, part)
+    return getattr(target(), locator["method"]) if locator["method"] else target
+
+
 def _limit_memory(extra_bytes: int) -> None:
     """Cap the address space at what the worker holds now (interpreter and tool module) plus the allowance."""
     with open("/proc/self/statm") as statm:
@@ -161,8 +168,7 @@ def _limit_memory(extra_bytes: int) -> None:
 def _call(request: dict[str, Any]) -> str:
     """Load, limit, call; return the outcome as JSON text."""
     try:
-        _load_module(*request["module"])
-        function = pickle.loads(request["function"])
+        function = _resolve(request["callable"])
     except Exception as error:
         return json.dumps(failure_outcome(ErrorKind.CRASHED, f"could not load the tool in its worker: {type(error).__name__}: {error}"))
     _limit_memory(request["memory_bytes"])
@@ -186,7 +192,7 @@ def _call(request: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    request = pickle.loads(sys.stdin.buffer.read())
+    request = json.loads(sys.stdin.buffer.read())
     reply = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the tool's prints (Python or C level) go to stderr, which the parent counts and caps
     reply.write(_call(request).encode())
