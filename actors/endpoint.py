@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 
-from actors.policy import Mode, Reply, Sampling, check_call, check_json, new_call_id, parse_tool_call
+from actors.policy import Mode, Reply, Sampling, check_batch, check_call, check_json, new_call_id, parse_tool_call
 from replay.episode import FunctionCall, Message, ToolCall
 
 MAX_CONCURRENT_REQUESTS = 16
@@ -28,9 +28,7 @@ class EndpointPolicy:
 
     def chat(self, conversations: list[list[Message]], tools: list[list[dict]], sampling: Sampling,
              mode: Mode = "tool_call", json_schema: dict | None = None) -> list[Reply]:
-        if len(tools) != len(conversations):
-            raise ValueError(f"{len(conversations)} conversations but {len(tools)} tool lists")
-        if not conversations:
+        if not check_batch(conversations, tools):
             return []
         workers = min(len(conversations), MAX_CONCURRENT_REQUESTS)
         with ThreadPoolExecutor(workers) as pool:

@@ -132,6 +132,13 @@ def check_json(text: str, schema: dict | None) -> str | None:
     return None if error is None else _one_line(f"the JSON does not fit the schema: {error.message}")
 
 
+def check_batch(conversations: list[list[Message]], tools: list[list[dict]]) -> bool:
+    """Every backend's precondition: one tool list per conversation. False for an empty batch."""
+    if len(tools) != len(conversations):
+        raise ValueError(f"{len(conversations)} conversations but {len(tools)} tool lists")
+    return bool(conversations)
+
+
 def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
@@ -162,9 +169,7 @@ class TransformersPolicy:
 
     def chat(self, conversations: list[list[Message]], tools: list[list[dict]], sampling: Sampling,
              mode: Mode = "tool_call", json_schema: dict | None = None) -> list[Reply]:
-        if len(tools) != len(conversations):
-            raise ValueError(f"{len(conversations)} conversations but {len(tools)} tool lists")
-        if not conversations:
+        if not check_batch(conversations, tools):
             return []
         prompts = [render(self.tokenizer, messages, specs) for messages, specs in zip(conversations, tools)]
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
