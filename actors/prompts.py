@@ -44,6 +44,47 @@ def imagination(doc: dict, explored: list[tuple[str, bool]], session: list[tuple
     ]
 
 
+EXAMPLE_CALL_SYSTEM = "You are exploring a tool to learn how to use it. You call it with realistic example values."
+# Shots for writing a query from a call: tools that are not in any built-in suite, so nothing leaks into evaluation.
+QUERY_FROM_CALL_SHOTS = (
+    ("lookup_train_times", {"origin": "Lyon", "destination": "Geneva", "date": "2024-05-02"},
+     "Which trains go from Lyon to Geneva on 2024-05-02?"),
+    ("count_syllables", {"text": "to be or not to be"}, "How many syllables are in 'to be or not to be'?"),
+    ("convert_length", {"value": 12, "from_unit": "inch", "to_unit": "cm"}, "What is 12 inch in cm?"),
+)
+QUERY_FROM_CALL_SYSTEM = ("You turn a tool call into the request a user made, stating every argument value. "
+                          "Never name the tool. Reply as JSON.")
+
+
+def example_call(explored: list[tuple[str, bool]], session: list[tuple[str, str, bool]]) -> list[Message]:
+    """Execution-grounded imagination, first half: the model proposes a concrete call, which is then run.
+
+    A small model writes far better queries from a call it made than from documentation alone; the same
+    memories steer it: long-term toward values not explored yet, short-term toward follow-ups.
+    """
+    parts = ["Call the tool once with realistic example values, giving only the arguments you need."]
+    if explored:
+        lines = "\n".join(f"- {q}" for q, _ in explored)
+        parts.append(f"Requests already explored; choose different values:\n{lines}")
+    if session:
+        lines = "\n".join(f"- {q} -> {result}" for q, result, _ in session)
+        parts.append(f"Earlier in this session:\n{lines}\nTry something that builds on this or differs from it.")
+    return [Message(role="system", content=EXAMPLE_CALL_SYSTEM), Message(role="user", content="\n\n".join(parts))]
+
+
+def show_call(name: str, arguments: dict) -> str:
+    return f"{name}({', '.join(f'{key}={json.dumps(value, ensure_ascii=False)}' for key, value in arguments.items())})"
+
+
+def query_from_call(name: str, arguments: dict) -> list[Message]:
+    """Second half: the request this call answers, few-shot, since a 135M model follows examples, not instructions."""
+    messages = [Message(role="system", content=QUERY_FROM_CALL_SYSTEM)]
+    for shot_name, shot_arguments, query in QUERY_FROM_CALL_SHOTS:
+        messages += [Message(role="user", content=show_call(shot_name, shot_arguments)),
+                     Message(role="assistant", content=json.dumps({"query": query}))]
+    return messages + [Message(role="user", content=show_call(name, arguments))]
+
+
 REFLECT_SYSTEM = "You judge whether an assistant fulfilled a user's request, using only the tool results it got."
 
 

@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Literal
 
 from actors import prompts
 from actors.memory import LongTermMemory
@@ -27,6 +27,9 @@ class STEConfig:
     trials_per_session: int = 4  # STE's short-term memory slots
     memory_k: int = 6  # long-term memories shown to imagination
     use_long_term_memory: bool = True
+    # "docs": STE's imagination, a query from the documentation; "call": execution-grounded imagination, where
+    # the model first makes an example call that is run, then writes the request that call answers (small models)
+    imagination: Literal["docs", "call"] = "docs"
     observation_chars_in_memory: int = 300
     imagine: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, max_new_tokens=96))
     solve: Sampling = field(default_factory=lambda: Sampling(temperature=0.4, max_new_tokens=160))
@@ -93,19 +96,12 @@ def explore(
     for trial in range(config.trials_per_session):
         started = time.perf_counter()
         # 1. imagine
-        prompts_ = []
-        for s in sessions:
-            spec = registry.get(s.tool).spec.openai()["function"]
-            explored = []
-            if memory is not None and config.use_long_term_memory:
-                context = s.trials[-1][0] if s.trials else spec["description"]
-                explored = memory.recall(s.tool, context, config.memory_k)
-            prompts_.append(prompts.imagination(spec, explored, s.trials))
-        imagined = policy.chat(prompts_, [[] for _ in sessions], config.imagine, mode="json", json_schema=prompts.QUERY_SCHEMA)
+        imagine = _imagine_from_calls if config.imagination == "call" else _imagine_from_docs
+        imagined = imagine(policy, registry, runner, sessions, config, memory)
         imagine_s = time.perf_counter() - started
-        live = [(s, parse_query(r.message.content or "", s.tool), r) for s, r in zip(sessions, imagined)]
+        live = [(s, q, counts) for s, (q, counts) in zip(sessions, imagined)]
         failed = sum(1 for _, q, _ in live if q is None)
-        live = [(s, q, r) for s, q, r in live if q is not None]
+        live = [(s, q, counts) for s, q, counts in live if q is not None]
         if not live:
             yield TrialBatch([], failed)
             continue
@@ -117,12 +113,12 @@ def explore(
         verdicts = _reflect(policy, [q for _, q, _ in live], results, config)
         reflect_s = time.perf_counter() - reflect_started
         episodes = []
-        for (session, query, imagine_reply), result, verdict in zip(live, results, verdicts):
+        for (session, query, imagine_counts), result, verdict in zip(live, results, verdicts):
             result.outcome.reflection = verdict
             solved = verdict is not None and verdict.solved
             session.trials.append((query, _last_observation(result, config.observation_chars_in_memory), solved))
-            tokens = TokenCounts(prompt=result.tokens.prompt + imagine_reply.prompt_tokens,
-                                 completion=result.tokens.completion + imagine_reply.completion_tokens)
+            tokens = TokenCounts(prompt=result.tokens.prompt + imagine_counts.prompt,
+                                 completion=result.tokens.completion + imagine_counts.completion)
             episodes.append(Episode(
                 tools=[session.tool], tool_specs=[registry.get(session.tool).spec.openai(), FINISH],
                 round=session.round, query=query, messages=result.messages, outcome=result.outcome,
@@ -136,6 +132,50 @@ def explore(
             for session in {s.tool: s for s, _, _ in live}.values():
                 memory.add(session.tool, [(e.query, e.outcome.label == "solved") for e in episodes if e.tools == [session.tool]])
         yield TrialBatch(episodes, failed)
+
+
+def _recall(memory: LongTermMemory | None, session: _Session, spec: dict, config: STEConfig) -> list[tuple[str, bool]]:
+    if memory is None or not config.use_long_term_memory:
+        return []
+    context = session.trials[-1][0] if session.trials else spec["description"]
+    return memory.recall(session.tool, context, config.memory_k)
+
+
+def _imagine_from_docs(policy: Policy, registry: Registry, runner: ToolRunner, sessions: list[_Session],
+                       config: STEConfig, memory: LongTermMemory | None) -> list[tuple[str | None, TokenCounts]]:
+    """STE's imagination: one query per session from the tool's documentation and both memories."""
+    conversations = []
+    for s in sessions:
+        spec = registry.get(s.tool).spec.openai()["function"]
+        conversations.append(prompts.imagination(spec, _recall(memory, s, spec, config), s.trials))
+    replies = policy.chat(conversations, [[] for _ in sessions], config.imagine, mode="json", json_schema=prompts.QUERY_SCHEMA)
+    return [(parse_query(r.message.content or "", s.tool), TokenCounts(r.prompt_tokens, r.completion_tokens))
+            for s, r in zip(sessions, replies)]
+
+
+def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, sessions: list[_Session],
+                        config: STEConfig, memory: LongTermMemory | None) -> list[tuple[str | None, TokenCounts]]:
+    """Execution-grounded imagination: an example call, run for real; a call that fails yields no query
+    (its values are not usable), one that succeeds is turned into the request it answers."""
+    specs = [[registry.get(s.tool).spec.openai()] for s in sessions]
+    conversations = [prompts.example_call(_recall(memory, s, spec[0]["function"], config), s.trials)
+                     for s, spec in zip(sessions, specs)]
+    proposals = policy.chat(conversations, specs, config.imagine, mode="tool_call")
+    counts = [TokenCounts(r.prompt_tokens, r.completion_tokens) for r in proposals]
+    calls = {}
+    for i, reply in enumerate(proposals):
+        call = reply.message.tool_calls[0].function if reply.message.tool_calls else None
+        if call is not None and runner.call(call.name, call.arguments).ok:
+            calls[i] = call
+    out: list[tuple[str | None, TokenCounts]] = [(None, c) for c in counts]
+    if calls:
+        asked = sorted(calls)
+        replies = policy.chat([prompts.query_from_call(calls[i].name, calls[i].arguments) for i in asked],
+                              [[] for _ in asked], config.imagine, mode="json", json_schema=prompts.QUERY_SCHEMA)
+        for i, reply in zip(asked, replies):
+            out[i] = (parse_query(reply.message.content or "", sessions[i].tool),
+                      TokenCounts(counts[i].prompt + reply.prompt_tokens, counts[i].completion + reply.completion_tokens))
+    return out
 
 
 def _reflect(policy: Policy, queries: list[str], results: list[SearchResult], config: STEConfig) -> list[Reflection | None]:

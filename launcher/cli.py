@@ -106,6 +106,8 @@ def explore(
     model: str = typer.Option("default", help="default (SmolLM2-135M-Instruct), tiny, or a model path."),
     strategy: str = typer.Option("react", help="react | react@N | dfsdt"),
     trials: int = typer.Option(4, min=1, help="Trials per STE session (short-term memory slots)."),
+    imagination: str = typer.Option("docs", help="docs (STE: a query from the documentation) | call (an example "
+                                                 "call first, run, then the request it answers: small models)"),
     sessions_per_call: int = typer.Option(2, min=1, help="Sessions each actor runs side by side (batch size)."),
     table: str = typer.Option("explore"),
     redis_: Optional[str] = typer.Option(None, "--redis", envvar="IMAGINARIUM_REDIS_URL",
@@ -139,6 +141,8 @@ def explore(
         make_strategy(strategy, Budget())
     except ValueError as error:
         fail(str(error))
+    if imagination not in ("docs", "call"):
+        fail(f"--imagination {imagination}: use docs or call")
     run_dir = run_dir or new_run_dir("explore")
     with redis_url(redis_, run_dir) as url:
         buffer = ReplayBuffer(url)
@@ -150,7 +154,7 @@ def explore(
             fail(str(error))
         start_ray(ray_address)
         config = ExplorerConfig(redis_url=url, table=table, model=model, threads=threads, strategy=strategy,
-                                ste=STEConfig(trials_per_session=trials))
+                                ste=STEConfig(trials_per_session=trials, imagination=imagination))
         explorers = start_explorers(config, actors, num_cpus=threads)
         units = plan_units(names, episodes, trials, sessions_per_call)
         console.print(f"exploring {len(names)} tool(s) with {actors} actor(s), {len(units)} unit(s); run folder {run_dir}")

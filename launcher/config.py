@@ -57,6 +57,7 @@ class ExploreSection(_Strict):
     strategy: str = Field("react", pattern=r"^(react|react@[1-9][0-9]*|dfsdt)$")
     budget: BudgetSection = Field(default_factory=BudgetSection)
     use_long_term_memory: bool = True
+    imagination: Literal["docs", "call"] = "docs"  # "call": example call first, then its request (small models)
     max_restarts: int = Field(3, ge=0)
     resources: dict[str, float] = Field(default_factory=dict)  # Ray custom resources, e.g. {"explorer": 1}
     max_new_tokens: int = Field(160, ge=16)
@@ -77,6 +78,12 @@ class ExploitSection(_Strict):
 class LearnSection(LearnerConfig):
     steps_per_round: int = Field(40, ge=1)
     max_tokens: int = Field(1024, ge=128)  # per training example (never cuts a tool call)
+    # from round 2 on, also train round r from the end of round r-1 without replay, and evaluate that branch:
+    # the learning matrix with and without replay, side by side (costs one more training and evaluation per round)
+    compare_no_replay: bool = False
+
+    def learner_config(self) -> LearnerConfig:
+        return LearnerConfig(**self.model_dump(exclude={"steps_per_round", "max_tokens", "compare_no_replay"}))
 
 
 class EvalSection(_Strict):

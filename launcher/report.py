@@ -13,6 +13,7 @@ import numpy as np
 from replay.buffer import TableStats
 
 METRIC = "correct"  # STE's correctness: the right API with the right arguments
+NO_REPLAY = " no replay"  # suffix of the evaluation labels of the ablation branch (round r trained without replay)
 
 
 def _events(metrics_path: Path, kind: str) -> list[dict]:
@@ -58,7 +59,8 @@ def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: 
                   "| " + " | ".join("---:" for _ in evaluations[labels[-1]]["summary"]) + " |",
                   "| " + " | ".join(_cell(v) for v in evaluations[labels[-1]]["summary"].values()) + " |", ""]
         _heatmap(labels, matrix, rounds, plots / "learning_matrix.png")
-        _correctness(labels, matrix, rounds, plots / "correctness.png")
+        lineage = [i for i, label in enumerate(labels) if not label.endswith(NO_REPLAY)]
+        _correctness([labels[i] for i in lineage], matrix[lineage], rounds, plots / "correctness.png")
         lines += ["![learning and forgetting](plots/learning_matrix.png)", "", "![correctness](plots/correctness.png)", ""]
 
     lines += ["## Replay buffer", "", f"Explored episodes: {explored.size} (table `{explored.name}`), kept and "
@@ -82,11 +84,48 @@ def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: 
     if publishes:
         lines += [f"Weights published {len(publishes)} times; mean time to all explorers "
                   f"{np.mean([p['seconds'] for p in publishes]):.2f} s.", ""]
-    lines += ["Replay vs no replay: run the same config with `learn.replay_fraction: 0` into another run folder and "
-              "compare the two learning matrices.", ""]
+    lines += _replay_section(evaluations, rounds, config.learn.replay_fraction, plots / "replay.png")
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _replay_section(evaluations: dict[str, dict], rounds: list[int], fraction: float, path: Path) -> list[str]:
+    """With and without replay, after each round that has both: correctness on every round's tools so far."""
+    pairs = [r for r in rounds if f"round {r}" in evaluations and f"round {r}{NO_REPLAY}" in evaluations]
+    if not pairs:
+        return ["Replay vs no replay: set `learn.compare_no_replay: true` (or run the same config with "
+                "`learn.replay_fraction: 0` into another run folder) to compare.", ""]
+    lines = ["## Replay vs no replay", "",
+             f"From round 2 on, each round is trained twice from the end of the previous round: with {fraction:.0%} "
+             "of every batch replayed from earlier rounds (the run itself), and on the new round's episodes only.", "",
+             "| after | " + " | ".join(f"round {r} tools" for r in rounds) + " |",
+             "| --- | " + " | ".join("---:" for _ in rounds) + " |"]
+    bars = []
+    for r in pairs:
+        for label, name in ((f"round {r}", "with replay"), (f"round {r}{NO_REPLAY}", "without replay")):
+            by_round = evaluations[label]["by_round"]
+            values = [by_round[str(k)][METRIC] if str(k) in by_round and k <= r else np.nan for k in rounds]
+            lines.append(f"| round {r}, {name} | " + " | ".join("–" if np.isnan(v) else f"{v:.1f}" for v in values) + " |")
+            bars.append((f"round {r}\n{name}", values))
+    _replay_bars(bars, rounds, path)
+    return lines + ["", f"![replay vs no replay](plots/{path.name})", ""]
+
+
+def _replay_bars(bars: list[tuple[str, list[float]]], rounds: list[int], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(bars), 3.4))
+    width = 0.8 / len(rounds)
+    for j, r in enumerate(rounds):
+        ax.bar(np.arange(len(bars)) + j * width, [np.nan_to_num(values[j]) for _, values in bars], width,
+               label=f"round {r} tools")
+    ax.set_xticks(np.arange(len(bars)) + width * (len(rounds) - 1) / 2, [name for name, _ in bars])
+    ax.set_ylabel("correct %")
+    ax.set_ylim(0, 100)
+    ax.legend()
+    ax.set_title("what replay does to forgetting")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _cell(value) -> str:

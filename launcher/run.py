@@ -25,11 +25,12 @@ from launcher.config import ExperimentConfig
 from launcher.evaluator import Evaluator
 from launcher.explore import plan_units, run_units, start_explorers
 from launcher.report import write_report
-from learner.config import LearnerConfig
+from learner.engine import Batch
 from learner.examples import build_examples, load_tokenizer
 from learner.group import LearnerGroup
 from learner.packing import first_fit_decreasing, packed_batch, padded_batch
 from learner.publish import apply_staleness, publish
+from replay.episode import Episode
 from replay.buffer import BufferError, Filters, RateLimitTimeout, ReplayBuffer, RoundMix
 from replay.server import redis_url
 from replay.tables import TableConfig
@@ -45,6 +46,7 @@ class RunState:
     step: int = 0  # learner optimizer steps over the whole run
     round_steps: dict[str, int] = field(default_factory=dict)  # round → its steps done
     checkpoint: str | None = None  # the latest learner checkpoint tag
+    round_checkpoints: dict[str, str] = field(default_factory=dict)  # round → its last checkpoint tag
     evaluations: dict[str, dict] = field(default_factory=dict)  # "base" / "round r" → evaluator summary
 
     @classmethod
@@ -122,6 +124,7 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
 
         ste = STEConfig(trials_per_session=config.explore.trials_per_session,
                         use_long_term_memory=config.explore.use_long_term_memory,
+                        imagination=config.explore.imagination,
                         solve=Sampling(temperature=0.4, max_new_tokens=config.explore.max_new_tokens))
         explorer_config = ExplorerConfig(redis_url=url, table=config.buffer.table, model=str(model_dir),
                                          threads=config.explore.threads, strategy=config.explore.strategy,
@@ -130,7 +133,7 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                                     num_cpus=config.explore.threads, resources=config.explore.resources)
         evaluator = ray.remote(Evaluator).options(num_cpus=1).remote(
             str(model_dir), config.eval.threads, config.eval.strategy, budget, config.seed)
-        learner = LearnerGroup(model_dir, LearnerConfig(**config.learn.model_dump(exclude={"steps_per_round", "max_tokens"})))
+        learner = LearnerGroup(model_dir, config.learn.learner_config())
         tokenizer = load_tokenizer(model_dir)
         policies = [*explorers, evaluator]
         if state.checkpoint:
@@ -141,6 +144,7 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
         def evaluate(label: str) -> None:
             console.print(f"[bold]evaluating[/] ({label}) on {len(eval_tools)} tools")
             result = ray.get(evaluator.evaluate.remote(eval_tools, config.eval.limit_per_tool))
+            result["label"] = label
             state.evaluations[label] = result
             metrics.log(event="eval", label=label, version=result["version"], **result["summary"])
             state.save(run_dir)
@@ -170,6 +174,14 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
             if not state.done(r, "eval"):
                 evaluate(f"round {r}")
                 state.mark(r, "eval", run_dir)
+            previous = state.round_checkpoints.get(str(r - 1)) if r != config.tools.rounds[0] else None
+            if config.learn.compare_no_replay and previous and not state.done(r, "no_replay"):
+                learn_without_replay(config, r, previous, state, learner, buffer, train_table, tokenizer, evaluator,
+                                     metrics, run_dir, console)
+                evaluate(f"round {r} no replay")
+                learner.load_checkpoint(run_dir / "checkpoints", state.checkpoint)  # back to the replay lineage
+                publish(state.version, learner.state_dict_ref(), [evaluator])
+                state.mark(r, "no_replay", run_dir)
             write_report(run_dir, config, state.evaluations, buffer.stats(config.buffer.table),
                          buffer.stats(train_table), run_dir / "metrics.jsonl")
         learner.export_pretrained(run_dir / "model")
@@ -189,30 +201,24 @@ def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: Lear
         console.print(f"round {r}: [yellow]nothing kept to learn from yet; skipping training[/]")
         metrics.log(event="learn_skipped", round=r)
         return
-    rows_needed = learn.ranks * learn.grad_accum  # every rank gets at least one row per micro batch
-    per_step = learn.micro_batch * rows_needed
     start = state.step
     for local_step in range(state.round_steps.get(str(r), 0), learn.steps_per_round):
         try:
-            drawn = buffer.sample(table, per_step, round_mix=RoundMix(r, learn.replay_fraction), timeout=60)
+            drawn = draw_batch(config, r, learn.replay_fraction, state.version, buffer, table, tokenizer)
         except (RateLimitTimeout, BufferError) as error:
             console.print(f"round {r}: [yellow]stopped training early: {error}[/]")
             break
-        episodes, _ = apply_staleness([s.episode for s in drawn], state.version, learn.staleness_cap,
-                                      learn.staleness_policy)
-        examples, skipped = build_examples(episodes, tokenizer, config.learn.max_tokens)
-        if len(examples) < rows_needed:
-            metrics.log(event="batch_skipped", round=r, reason=f"{len(skipped)} of {len(episodes)} episodes too long")
+        if drawn.batch is None:
+            metrics.log(event="batch_skipped", round=r,
+                        reason=f"{drawn.skipped} of {len(drawn.episodes)} episodes too long")
             continue
-        rows = first_fit_decreasing(examples, config.learn.max_tokens)
-        batch = packed_batch(rows, tokenizer.pad_token_id or 0) if len(rows) >= rows_needed else \
-            padded_batch(examples, tokenizer.pad_token_id or 0)
+        batch, episodes = drawn.batch, drawn.episodes
         loss = learner.train_step(batch.model_inputs())
         state.step += 1
         state.round_steps[str(r)] = local_step + 1
         replayed = sum(1 for e in episodes if e.round < r)
-        metrics.log(event="train", round=r, step=state.step, loss=loss, examples=len(examples),
-                    tokens=batch.label_count, replayed=replayed, skipped=len(skipped),
+        metrics.log(event="train", round=r, step=state.step, loss=loss, examples=drawn.examples,
+                    tokens=batch.label_count, replayed=replayed, skipped=drawn.skipped,
                     version_lag=[state.version - e.policy_version for e in episodes])
         if state.step % learn.publish_every == 0 or local_step == learn.steps_per_round - 1:
             state.version += 1
@@ -225,8 +231,56 @@ def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: Lear
     console.print(f"round {r}: trained to step {state.step}, policy version {state.version} (from step {start})")
 
 
+@dataclass
+class Drawn:
+    batch: Batch | None  # None: too few of the drawn episodes fit in max_tokens for every rank to get a row
+    episodes: list[Episode]
+    examples: int
+    skipped: int
+
+
+def draw_batch(config: ExperimentConfig, r: int, replay_fraction: float, version: int, buffer: ReplayBuffer,
+               table: str, tokenizer) -> Drawn:
+    """One optimizer step's batch: sampled with STE's replay mix, stale episodes handled, packed when it fills
+    every rank's rows. Raises RateLimitTimeout / BufferError when the buffer cannot give a batch."""
+    learn = config.learn
+    rows_needed = learn.ranks * learn.grad_accum  # every rank gets at least one row per micro batch
+    drawn = buffer.sample(table, learn.micro_batch * rows_needed, round_mix=RoundMix(r, replay_fraction), timeout=60)
+    episodes, _ = apply_staleness([s.episode for s in drawn], version, learn.staleness_cap, learn.staleness_policy)
+    examples, skipped = build_examples(episodes, tokenizer, learn.max_tokens)
+    if len(examples) < rows_needed:
+        return Drawn(None, episodes, len(examples), len(skipped))
+    rows = first_fit_decreasing(examples, learn.max_tokens)
+    batch = packed_batch(rows, tokenizer.pad_token_id or 0) if len(rows) >= rows_needed else \
+        padded_batch(examples, tokenizer.pad_token_id or 0)
+    return Drawn(batch, episodes, len(examples), len(skipped))
+
+
+def learn_without_replay(config: ExperimentConfig, r: int, previous: str, state: RunState, learner: LearnerGroup,
+                         buffer: ReplayBuffer, table: str, tokenizer, evaluator, metrics: Metrics, run_dir: Path,
+                         console: Console) -> None:
+    """The ablation: round r trained again from the end of round r-1, on round r's episodes only.
+
+    Only the evaluator gets these weights (the explorers keep the replay lineage), and nothing is
+    checkpointed: the run itself goes on from the replay lineage's checkpoint.
+    """
+    learner.load_checkpoint(run_dir / "checkpoints", previous)
+    for step in range(config.learn.steps_per_round):
+        try:
+            drawn = draw_batch(config, r, 0.0, state.version, buffer, table, tokenizer)
+        except (RateLimitTimeout, BufferError) as error:
+            console.print(f"round {r}, no replay: [yellow]stopped training early: {error}[/]")
+            break
+        if drawn.batch is not None:
+            loss = learner.train_step(drawn.batch.model_inputs())
+            metrics.log(event="train_no_replay", round=r, step=step + 1, loss=loss, examples=drawn.examples)
+    publish(state.version, learner.state_dict_ref(), [evaluator])
+    console.print(f"round {r}: trained without replay from checkpoint {previous}")
+
+
 def _checkpoint(learner: LearnerGroup, state: RunState, run_dir: Path, r: int) -> None:
     """Save the learner, then the state that matches it: a resume starts from exactly this point."""
     folder = learner.save_checkpoint(run_dir / "checkpoints", {"step": state.step, "version": state.version, "round": r})
     state.checkpoint = folder.name
+    state.round_checkpoints[str(r)] = folder.name
     state.save(run_dir)

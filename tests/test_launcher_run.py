@@ -61,8 +61,10 @@ def test_a_tiny_experiment_survives_a_dead_learner_and_resumes(tmp_path):
     assert f"resumed at learner step {killed_state['step']}" in resumed.stdout
 
     state = json.loads((run_dir / "state.json").read_text())
-    assert all(state["phases"][r] == ["explore", "exploit", "learn", "eval"] for r in ("1", "2"))
-    assert state["step"] == 6 and set(state["evaluations"]) == {"base", "round 1", "round 2"}
+    assert state["phases"]["1"] == ["explore", "exploit", "learn", "eval"]  # round 1 has nothing to replay
+    assert state["phases"]["2"] == ["explore", "exploit", "learn", "eval", "no_replay"]
+    assert state["step"] == 6 and set(state["evaluations"]) == {"base", "round 1", "round 2", "round 2 no replay"}
+    assert len(_events(run_dir, "train_no_replay")) == 3  # the ablation branch trained a whole round, apart
     explored_after = _explored_ids(run_dir)
     assert len(explored_after) == len(set(explored_after))  # nothing duplicated
     assert set(explored_before) <= set(explored_after)  # nothing lost
@@ -71,7 +73,8 @@ def test_a_tiny_experiment_survives_a_dead_learner_and_resumes(tmp_path):
     assert steps[len(steps) - (6 - k):] == list(range(k + 1, 7))  # the resumed run went on from the checkpoint
     report = (run_dir / "report.md").read_text()
     assert "| base (v0) |" in report and "plots/learning_matrix.png" in report
-    for plot in ("learning_matrix", "correctness", "buffer_composition", "loss", "version_lag"):
+    assert "| round 2, with replay |" in report and "| round 2, without replay |" in report
+    for plot in ("learning_matrix", "correctness", "buffer_composition", "loss", "version_lag", "replay"):
         assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 1000
     from transformers import AutoModelForCausalLM
 

@@ -8,10 +8,10 @@ import pytest
 from scripted import ScriptedPolicy, call, finish, text
 
 from actors.embeddings import default_embedder
-from actors.exploit import Demonstrations, paraphrase, rejection, select
+from actors.exploit import Demonstrations, mentioned, paraphrase, rejection, select, unfaithful_arguments
 from actors.memory import LongTermMemory
 from actors.ste import STEConfig, explore, parse_query, parse_verdict
-from replay.episode import Outcome, Reflection
+from replay.episode import Episode, Message, Outcome, Reflection
 from toolenv.registry import builtin_registry
 from toolenv.runner import ToolRunner
 
@@ -122,13 +122,60 @@ def test_filtering_keeps_and_drops_the_right_episodes(memory):
         "no usable reflection": _with(good, reflection=None),
         "reflection says unsolved": _with(good, reflection=Reflection(solved=False, reason="wrong city")),
         "answer not grounded in tool results": _with(good, final_answer="The answer for the user (with give_answer)."),
+        "call arguments not in the query": type(good)(**{**good.__dict__, "query": "How many people live there?", "id": ""}),
     }
     for reason, episode in cases.items():
         assert rejection(episode) == reason
     twin = type(good)(**{**good.__dict__, "query": "How many people live in Tokyo ?", "id": ""})
     selection = select([good, twin, *cases.values()], default_embedder())
     assert selection.kept == [good]
-    assert selection.dropped["near-duplicate query"] == 1 and sum(selection.dropped.values()) == 7
+    assert selection.dropped["near-duplicate query"] == 1 and sum(selection.dropped.values()) == 8
+
+
+def test_call_arguments_must_come_from_the_query():
+    assert mentioned("Paris", "weather in paris?") and mentioned(100, "convert 100.0 dollars") and mentioned(2.5, "2.5 kg")
+    assert not mentioned("Lyon", "weather in Paris") and not mentioned(10, "convert 100 dollars")
+    assert not mentioned(True, "true") and mentioned(["a b", "c"], "c and a b") and not mentioned([], "anything")
+    tool_specs = [REGISTRY.get("convert_currency").spec.openai()]
+    messages = [call("convert_currency", amount=100, from_currency="USD", to_currency="EUR", decimals=2),
+                Message(role="tool", tool_call_id="call_convert_currency", content='{"converted_amount": 91.27}'),
+                finish("91.27 EUR")]
+
+    def episode(query):
+        return Episode(tools=["convert_currency"], tool_specs=tool_specs, round=1, query=query,
+                       messages=[Message(role="user", content=query), *messages], outcome=Outcome())
+
+    assert unfaithful_arguments(episode("How much is 100 USD in EUR?")) == []  # decimals=2 is the default
+    assert unfaithful_arguments(episode("How much is 100 USD in yen?")) == ["convert_currency.to_currency"]
+
+
+def test_call_first_imagination_runs_the_example_call_then_writes_its_request(memory):
+    """An example call that fails gives no query; one that runs is turned into a request stating its values."""
+    proposals = iter(["Atlantis", "Lima"])
+
+    def respond(conversation, tools, mode, position):
+        first = conversation[0].content
+        if mode == "tool_call" and "realistic example values" in conversation[-1].content:
+            return call("get_city_info", city=next(proposals))
+        if mode == "json" and "turn a tool call into the request" in first:
+            city = conversation[-1].content.split('"')[1]
+            return text({"query": f"How many people live in {city}?"})
+        if mode == "json":
+            return text({"solved": True, "reason": "given"})
+        if sum(m.role == "assistant" for m in conversation) == 0:
+            return call("get_city_info", city=conversation[-1].content.rsplit(" ", 1)[-1].rstrip("?"))
+        return finish(f"{json.loads(conversation[-1].content)['population']}")
+
+    policy = ScriptedPolicy(respond)
+    batches = list(explore(policy, REGISTRY, RUNNER, ["get_city_info"],
+                           STEConfig(trials_per_session=2, imagination="call"), memory))
+    assert batches[0].failed == 1 and batches[0].episodes == []  # Atlantis is no city: no query from it
+    [episode] = batches[1].episodes
+    assert episode.query == "How many people live in Lima?" and rejection(episode) is None
+    asked = [conv[0] for mode, conv in policy.calls if mode == "json" and "turn a tool call" in conv[0][0].content]
+    assert len(asked) == 1 and asked[0][-1].content == 'get_city_info(city="Lima")'
+    # the few-shot examples use tools that exist in no suite, so they cannot leak into evaluation
+    assert not any(name in REGISTRY for name, _, _ in __import__("actors.prompts", fromlist=["x"]).QUERY_FROM_CALL_SHOTS)
 
 
 def test_paraphrases_and_demonstrations(memory):
