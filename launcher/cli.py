@@ -88,8 +88,9 @@ def plan(config) -> str:
              f"  explorers: {explore_.actors} × ({explore_.threads} thread(s), {explore_.strategy}, "
              f"{explore_.trials_per_session} trials/session, resources {explore_.resources or 'CPU'})",
              f"  learner: {learn.ranks} rank(s), ZeRO-{learn.zero_stage}, "
-             f"{'GPU' if learn.gpus_per_rank else 'CPU/gloo'}, {learn.steps_per_round} steps/round, "
-             f"micro batch {learn.micro_batch}, replay {learn.replay_fraction:.0%}, publish every {learn.publish_every}"]
+             f"{'GPU' if learn.gpus_per_rank else 'CPU/gloo'}{f', resources {learn.resources}' if learn.resources else ''}, "
+             f"{learn.steps_per_round} steps/round, micro batch {learn.micro_batch}, replay {learn.replay_fraction:.0%}"
+             f"{' (and a no-replay ablation)' if learn.compare_no_replay else ''}, publish every {learn.publish_every}"]
     for r in config.tools.rounds:
         names = [t.name for t in registry.by_round(r)][: config.tools.per_round]
         lines.append(f"  round {r}: {len(names)} tools × {explore_.episodes_per_tool} episodes: {', '.join(names)}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import ray
@@ -246,8 +246,10 @@ def draw_batch(config: ExperimentConfig, r: int, replay_fraction: float, version
     learn = config.learn
     rows_needed = learn.ranks * learn.grad_accum  # every rank gets at least one row per micro batch
     drawn = buffer.sample(table, learn.micro_batch * rows_needed, round_mix=RoundMix(r, replay_fraction), timeout=60)
-    episodes, _ = apply_staleness([s.episode for s in drawn], version, learn.staleness_cap, learn.staleness_policy)
+    episodes, weights = apply_staleness([s.episode for s in drawn], version, learn.staleness_cap, learn.staleness_policy)
+    weight_of = {episode.id: weight for episode, weight in zip(episodes, weights)}
     examples, skipped = build_examples(episodes, tokenizer, learn.max_tokens)
+    examples = [replace(example, weight=weight_of[example.episode_id]) for example in examples]
     if len(examples) < rows_needed:
         return Drawn(None, episodes, len(examples), len(skipped))
     rows = first_fit_decreasing(examples, learn.max_tokens)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from peft import PeftModel
 
 from learner.engine import Engine
 
@@ -74,9 +75,10 @@ def export_pretrained(engine: Engine, directory: str | Path) -> Path:
     """The trained model as a Hugging Face folder (safetensors + config, and the tokenizer files of
     the folder it was loaded from), which `AutoModelForCausalLM.from_pretrained` reads."""
     directory = Path(directory)
-    state = engine.full_state_dict()
+    state = engine.full_state_dict()  # LoRA folded in: the export is a plain model
     if engine.rank == 0:
-        engine.model.save_pretrained(directory, state_dict=state)
+        model = engine.model.get_base_model() if isinstance(engine.model, PeftModel) else engine.model
+        model.save_pretrained(directory, state_dict=state)
         for name in TOKENIZER_FILES:
             if (engine.model_dir / name).is_file():
                 shutil.copy2(engine.model_dir / name, directory / name)

@@ -1,14 +1,26 @@
 """Learner settings: one validated object, from which the DeepSpeed config and the actor placement follow.
 
 Unknown keys are errors (a typo in a YAML preset must not silently fall back to a default), and
-pydantic's message names the offending key. LoRA is not offered: `peft` is not a dependency of
-this project, so fine-tuning is full fine-tuning.
+pydantic's message names the offending key. Fine-tuning is full, or LoRA through peft (explorers
+still get full weights: the adapters are folded in when weights are published or exported).
 """
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class LoraSettings(BaseModel):
+    """peft's LoRA: low-rank adapters on the named linear layers; the base weights stay frozen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(16, ge=1)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], min_length=1)
 
 
 class LearnerConfig(BaseModel):
@@ -18,6 +30,7 @@ class LearnerConfig(BaseModel):
     ranks: int = Field(1, ge=1)  # learner ranks (data-parallel DeepSpeed processes)
     cpus_per_rank: float = Field(1, gt=0)
     gpus_per_rank: float = Field(0, ge=0)  # 0: CPU ranks with gloo; >0: GPU ranks with NCCL
+    resources: dict[str, float] = Field(default_factory=dict)  # Ray custom resources per rank, e.g. {"learner": 1}
     threads: int = Field(1, ge=1)  # torch threads per rank: 2 ranks x 2 threads on 2 cores ran 5-10x slower
     zero_stage: Literal[0, 1, 2, 3] = 0
 
@@ -33,7 +46,8 @@ class LearnerConfig(BaseModel):
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     total_steps: int = Field(1000, ge=1)  # horizon of the decay after warmup
     min_lr_ratio: float = Field(0.1, ge=0, le=1)  # where cosine/linear decay ends, as a fraction of lr
-    finetune: Literal["full"] = "full"
+    finetune: Literal["full", "lora"] = "full"
+    lora: LoraSettings = Field(default_factory=lambda: LoraSettings())  # used when finetune is "lora"
     seed: int = 0
 
     # the continual loop

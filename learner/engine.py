@@ -22,6 +22,8 @@ os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else
 
 import deepspeed  # noqa: E402
 import torch.distributed as dist  # noqa: E402
+from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
+from peft.tuners.lora import LoraLayer  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
 from learner.config import LearnerConfig  # noqa: E402
@@ -79,8 +81,10 @@ def lr_factor(cfg: LearnerConfig) -> Callable[[int], float]:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: LearnerConfig):
-    """(AdamW, its LR schedule): torch's own, so that DeepSpeed and the reference loop step the same thing."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    """(AdamW over the trainable parameters, its LR schedule): torch's own, so that DeepSpeed and the
+    reference loop step the same thing."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
 
 
@@ -132,8 +136,37 @@ def init_distributed(cfg: LearnerConfig) -> None:
     deepspeed.init_distributed(dist_backend="nccl" if cfg.uses_gpu else "gloo")
 
 
-def load_causal_lm(model_dir: str | Path) -> torch.nn.Module:
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+def load_causal_lm(model_dir: str | Path, cfg: LearnerConfig) -> torch.nn.Module:
+    """The model to train: the folder's causal LM, with LoRA adapters from peft when the config asks."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if cfg.finetune == "full":
+        return model
+    lora = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def plain_state_dict(model: torch.nn.Module) -> StateDict:
+    """CPU copies of the weights under the plain model's keys; LoRA adapters folded into their base weights
+    (computed beside them, never merged in place, so the trained base stays bit-exact). Tied weights stay one tensor."""
+    if isinstance(model, PeftModel):
+        base = model.get_base_model()
+        deltas = {f"{name}.base_layer.weight": module.get_delta_weight(model.active_adapter)
+                  for name, module in base.named_modules() if isinstance(module, LoraLayer)}
+        named = [(name.replace(".base_layer.", "."), tensor, deltas.get(name))
+                 for name, tensor in base.state_dict().items() if ".lora_" not in name]
+    else:
+        named = [(name, tensor, None) for name, tensor in model.state_dict().items()]
+    copies: dict[int, torch.Tensor] = {}  # by the live tensor's address, so tied weights are copied once
+    state = {}
+    for name, tensor, delta in named:
+        key = tensor.data_ptr()
+        if key not in copies:
+            copies[key] = tensor.detach().to("cpu", copy=True)
+            if delta is not None:
+                copies[key] += delta.detach().to("cpu")
+        state[name] = copies[key]
+    return state
 
 
 def seed_everything(seed: int) -> None:
@@ -153,7 +186,7 @@ class Engine:
         self.device = device_for(cfg)
         self.bf16 = bf16_enabled(cfg, self.device)
         seed_everything(cfg.seed + self.rank)
-        model = LossModule(load_causal_lm(model_dir), loss_fn)
+        model = LossModule(load_causal_lm(model_dir, cfg), loss_fn)
         optimizer, scheduler = build_optimizer(model, cfg)
         self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                                config=deepspeed_config(cfg, self.world_size))
@@ -193,19 +226,10 @@ class Engine:
 
         Under ZeRO-3 each rank holds a shard, so every rank must call this: the parameters are
         gathered (a collective) for the copy and re-partitioned afterwards. Below ZeRO-3 the
-        gather is a no-op. Tied weights stay one tensor in the copy.
+        gather is a no-op. Under LoRA it is the merged model, which explorers load as is.
         """
         with deepspeed.zero.GatheredParameters(list(self.model.parameters())):
-            if self.rank != 0:
-                return None
-            copies: dict[int, torch.Tensor] = {}
-            state = {}
-            for name, tensor in self.model.state_dict().items():
-                key = tensor.data_ptr()
-                if key not in copies:
-                    copies[key] = tensor.detach().to("cpu", copy=True)
-                state[name] = copies[key]
-            return state
+            return plain_state_dict(self.model) if self.rank == 0 else None
 
     def _all_sum(self, value: float) -> float:
         total = torch.tensor([value], dtype=torch.float64, device=self.device)
@@ -222,7 +246,7 @@ class ReferenceLearner:
         self.device = device_for(cfg)
         self.bf16 = bf16_enabled(cfg, self.device)
         seed_everything(cfg.seed)
-        self.model = load_causal_lm(model_dir).to(self.device)
+        self.model = load_causal_lm(model_dir, cfg).to(self.device)
         self.loss_module = LossModule(self.model, loss_fn)
         self.optimizer, self.scheduler = build_optimizer(self.model, cfg)
 

@@ -39,6 +39,7 @@ class Example:
     labels: list[int]  # input_ids where trained on, IGNORE elsewhere; aligned with input_ids (not shifted)
     prefix_len: int
     episode_id: str = ""
+    weight: float = 1.0  # loss weight of its tokens: below 1 for stale episodes under staleness "downweight"
 
     def __len__(self) -> int:
         return len(self.input_ids)

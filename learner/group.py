@@ -57,7 +57,8 @@ class LearnerGroup:
     """`cfg.ranks` learner ranks on Ray, trained as one data-parallel DeepSpeed job."""
 
     def __init__(self, model_dir: str | Path, cfg: LearnerConfig, loss_fn: LossFn = batch_loss):
-        rank_actor = ray.remote(LearnerRank).options(num_cpus=cfg.cpus_per_rank, num_gpus=cfg.gpus_per_rank)
+        rank_actor = ray.remote(LearnerRank).options(num_cpus=cfg.cpus_per_rank, num_gpus=cfg.gpus_per_rank,
+                                                     resources=cfg.resources or None)
         self.ranks = [rank_actor.remote(rank, cfg.model_dump()) for rank in range(cfg.ranks)]
         master_addr, master_port = ray.get(self.ranks[0].rendezvous_address.remote())
         ray.get([rank.setup.remote(str(model_dir), master_addr, master_port, loss_fn) for rank in self.ranks])

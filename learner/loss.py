@@ -17,16 +17,23 @@ import torch.nn.functional as F
 from learner.examples import IGNORE
 
 
-def labelled_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, **inputs) -> tuple[torch.Tensor, int]:
+def labelled_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, loss_weights: torch.Tensor | None = None,
+                  **inputs) -> tuple[torch.Tensor, int]:
     """(loss sum, token count) of a causal LM over a batch; `inputs` go to the model body (masks, positions)."""
     hidden = model.get_decoder()(input_ids=input_ids, **inputs).last_hidden_state
-    return loss_from_hidden(model, hidden, labels)
+    return loss_from_hidden(model, hidden, labels, loss_weights)
 
 
-def loss_from_hidden(model, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(loss sum, token count) from the body's last hidden states [batch, length, width] and unshifted labels."""
+def loss_from_hidden(model, hidden: torch.Tensor, labels: torch.Tensor,
+                     loss_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    """(loss sum, token count) from the body's last hidden states [batch, length, width] and unshifted labels;
+    with `loss_weights` [batch, length], each token's loss is scaled by its weight (the count is not)."""
     targets = labels[:, 1:]
     predicting = targets != IGNORE
     logits = model.get_output_embeddings()(hidden[:, :-1][predicting])
-    loss_sum = F.cross_entropy(logits.float(), targets[predicting], reduction="sum")
+    if loss_weights is None:
+        loss_sum = F.cross_entropy(logits.float(), targets[predicting], reduction="sum")
+    else:
+        token_losses = F.cross_entropy(logits.float(), targets[predicting], reduction="none")
+        loss_sum = (token_losses * loss_weights[:, 1:][predicting]).sum()
     return loss_sum, int(predicting.sum())

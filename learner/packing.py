@@ -23,13 +23,19 @@ class Batch:
     labels: torch.Tensor  # [rows, length], unshifted, IGNORE where not trained
     attention_mask: torch.Tensor  # [rows, length] 1/0 (padded) or [rows, 1, length, length] additive (packed)
     position_ids: torch.Tensor  # [rows, length]
+    loss_weights: torch.Tensor  # [rows, length] float, each token's example weight (1 unless downweighted)
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(**{field.name: getattr(self, field.name).to(device) for field in fields(self)})
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.input_ids, "labels": self.labels,
-                "attention_mask": self.attention_mask, "position_ids": self.position_ids}
+        """The batch as keyword arguments; `loss_weights` only when some example is weighted, so that a
+        plain batch is also what a Hugging Face model's own forward takes."""
+        inputs = {"input_ids": self.input_ids, "labels": self.labels,
+                  "attention_mask": self.attention_mask, "position_ids": self.position_ids}
+        if not bool((self.loss_weights == 1).all()):
+            inputs["loss_weights"] = self.loss_weights
+        return inputs
 
     @property
     def label_count(self) -> int:
@@ -60,6 +66,7 @@ def packed_batch(rows: list[list[Example]], pad_id: int = 0) -> Batch:
     input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
     position_ids = torch.zeros((len(rows), length), dtype=torch.long)
+    loss_weights = torch.ones((len(rows), length), dtype=torch.float32)
     allowed = torch.eye(length, dtype=torch.bool).repeat(len(rows), 1, 1)  # padding sees itself
     causal = torch.ones((length, length), dtype=torch.bool).tril()
     for r, row in enumerate(rows):
@@ -70,10 +77,11 @@ def packed_batch(rows: list[list[Example]], pad_id: int = 0) -> Batch:
             labels[r, start:end] = torch.tensor(example.labels)
             labels[r, start] = IGNORE  # its first token has nothing of its own to be predicted from
             position_ids[r, start:end] = torch.arange(len(example))
+            loss_weights[r, start:end] = example.weight
             allowed[r, start:end, start:end] = causal[: len(example), : len(example)]
             start = end
     attention_mask = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, torch.finfo(torch.float32).min)
-    return Batch(input_ids, labels, attention_mask[:, None], position_ids)
+    return Batch(input_ids, labels, attention_mask[:, None], position_ids, loss_weights)
 
 
 def padded_batch(examples: list[Example], pad_id: int = 0) -> Batch:
@@ -82,9 +90,11 @@ def padded_batch(examples: list[Example], pad_id: int = 0) -> Batch:
     input_ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), length), IGNORE, dtype=torch.long)
     attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+    loss_weights = torch.ones((len(examples), length), dtype=torch.float32)
     for r, example in enumerate(examples):
         input_ids[r, : len(example)] = torch.tensor(example.input_ids)
         labels[r, : len(example)] = torch.tensor(example.labels)
         attention_mask[r, : len(example)] = 1
+        loss_weights[r, : len(example)] = example.weight
     position_ids = torch.arange(length).expand(len(examples), -1)
-    return Batch(input_ids, labels, attention_mask, position_ids)
+    return Batch(input_ids, labels, attention_mask, position_ids, loss_weights)

@@ -1,14 +1,20 @@
-"""The cluster path exactly as the README gives it: `ray start --head`, then `ray job submit`.
+"""The cluster path exactly as the README gives it: `ray start --head`, a second `ray start --address`
+node, then `ray job submit`; the explorers land on the worker node by their custom resource.
 
-One node only: Ray keeps a node on loopback only with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, and that
-same setting refuses a second node (these machines allow no other traffic). Placement by resources
-is still exercised: the explorers need the custom resource `explorer`, which the head offers."""
+These machines allow loopback traffic only. Ray rewrites 127.0.0.1 and localhost to the machine's
+public address, and RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (which keeps a node on 127.0.0.1) refuses a
+second node; 127.0.0.2 is loopback too but not rewritten, so both nodes use it. Each node gets its own
+ports, and the test stops only the nodes it started (never `ray stop`, which stops every Ray here).
+"""
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,29 +25,69 @@ from replay.server import EmbeddedRedis, _free_port
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
+NODE_IP = "127.0.0.2"
+
+
+def _node_ports() -> list[str]:
+    """Every port a node listens on, free ones, so two nodes (and other Ray work) never collide."""
+    flags = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+             "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"]
+    ports = [arg for flag in flags for arg in (flag, str(_free_port()))]
+    low = 20000 + secrets.randbelow(200) * 100
+    return [*ports, "--min-worker-port", str(low), "--max-worker-port", str(low + 99)]
+
+
+def _start_node(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "ray"), "start", "--block", "--node-ip-address", NODE_IP, "--disable-usage-stats",
+                             *_node_ports(), *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _alive_nodes(gcs: str, env: dict) -> int:
+    probe = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address='{gcs}', logging_level='ERROR'); "
+                            "print(sum(n['Alive'] for n in ray.nodes()))"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    return int(probe.stdout.split()[-1]) if probe.returncode == 0 and probe.stdout.split() else 0
 
 
 @pytest.fixture
-def ray_head():
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
-    port, dashboard = _free_port(), _free_port()
-    ray = str(BIN / "ray")
-    subprocess.run([ray, "start", "--head", "--port", str(port), "--dashboard-host", "127.0.0.1",
-                    "--dashboard-port", str(dashboard), "--num-cpus", "4", "--resources", json.dumps({"explorer": 2}),
-                    "--disable-usage-stats", "--node-ip-address", "127.0.0.1"], env=env, check=True,
-                   capture_output=True, timeout=120)
+def two_node_cluster(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_USAGE_STATS_ENABLED="0")
+    gcs_port, dashboard = _free_port(), _free_port()
+    gcs = f"{NODE_IP}:{gcs_port}"
+    head = _start_node(["--head", "--port", str(gcs_port), "--dashboard-host", "127.0.0.1", "--dashboard-port",
+                        str(dashboard), "--ray-client-server-port", str(_free_port()), "--num-cpus", "4",
+                        "--resources", json.dumps({"learner": 1}), "--temp-dir", str(tmp_path / "ray-head")],
+                       env, tmp_path / "head.log")
+    nodes = [head]
     try:
+        deadline = time.monotonic() + 120
+        while _alive_nodes(gcs, env) < 1:
+            assert time.monotonic() < deadline and head.poll() is None, (tmp_path / "head.log").read_text()[-3000:]
+            time.sleep(1)
+        nodes.append(_start_node(["--address", gcs, "--num-cpus", "2", "--resources", json.dumps({"explorer": 2}),
+                                  "--temp-dir", str(tmp_path / "ray-worker")], env, tmp_path / "worker.log"))
+        while _alive_nodes(gcs, env) < 2:
+            assert time.monotonic() < deadline and nodes[1].poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            time.sleep(1)
         yield f"http://127.0.0.1:{dashboard}", env
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        for node in reversed(nodes):  # the worker first; each --block process stops its own node's processes
+            node.send_signal(signal.SIGTERM)
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
 
 
-def test_ray_job_submit_runs_the_experiment_on_a_head_node(ray_head, tmp_path):
-    address, env = ray_head
+def test_ray_job_submit_spreads_the_experiment_over_two_nodes(two_node_cluster, tmp_path):
+    address, env = two_node_cluster
     config = yaml.safe_load((ROOT / "tests" / "fixtures" / "launcher" / "tiny.yaml").read_text())
     config["name"] = "cluster-tiny"
     config["tools"]["rounds"] = [1]
-    config["explore"]["resources"] = {"explorer": 1}  # placement by resources, as on a real cluster
+    config["explore"]["resources"] = {"explorer": 1}  # only the worker node offers it
+    config["learn"]["resources"] = {"learner": 1}  # only the head node offers it
     with EmbeddedRedis(tmp_path / "redis-run") as redis_server:
         config["redis"] = {"url": redis_server.url}  # an external Redis, as on a real cluster
         job_config = ROOT / "tests" / "fixtures" / "launcher" / "cluster-job.yaml"  # inside --working-dir
@@ -55,9 +101,12 @@ def test_ray_job_submit_runs_the_experiment_on_a_head_node(ray_head, tmp_path):
             job_config.unlink()
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "report:" in result.stdout and "succeeded" in result.stdout
-        stats = ReplayBuffer(redis_server.url).stats("explore")
-        assert stats.size > 0  # the job's explorers wrote into the external Redis
+        assert ReplayBuffer(redis_server.url).stats("explore").size > 0  # the explorers wrote into the external Redis
     listing = subprocess.run([str(BIN / "ray"), "list", "actors", "--address", address, "--format", "json",
                               "--limit", "200", "--detail"], env=env, capture_output=True, text=True, timeout=60)
-    classes = {actor["class_name"] for actor in json.loads(listing.stdout)}
-    assert {"Explorer", "LearnerRank", "Evaluator"} <= classes, listing.stdout[-2000:]
+    nodes_of: dict[str, set[str]] = {}
+    for actor in json.loads(listing.stdout):
+        nodes_of.setdefault(actor["class_name"], set()).add(actor["node_id"])
+    assert {"Explorer", "LearnerRank", "Evaluator"} <= set(nodes_of), listing.stdout[-2000:]
+    assert len(nodes_of["Explorer"]) == 1 and len(nodes_of["LearnerRank"]) == 1
+    assert nodes_of["Explorer"] != nodes_of["LearnerRank"]  # explorers on the worker node, the learner on the head

@@ -141,3 +141,31 @@ def test_export_loads_with_transformers(twenty_steps, tmp_path, batches):
     weights = engine.full_state_dict()
     for name, tensor in loaded.state_dict().items():
         torch.testing.assert_close(tensor, weights[name], atol=0, rtol=0)
+
+
+def test_lora_trains_adapters_only_and_publishes_a_plain_merged_model(model_dir, batches, tmp_path):
+    """peft LoRA under DeepSpeed: the loss falls, the base weights never move, and what explorers get (and
+    the export) is the plain model with the adapters folded in, giving the trained model's outputs."""
+    cfg = LearnerConfig(finetune="lora", lora={"rank": 8, "alpha": 16}, **FAST)
+    engine = Engine(model_dir, cfg)
+    before = engine.full_state_dict()
+    losses = [engine.train_step(batches[i % len(batches)]) for i in range(12)]
+    assert sum(losses[-3:]) < 0.8 * sum(losses[:3])
+    trainable = {name for name, p in engine.model.named_parameters() if p.requires_grad}
+    assert trainable and all(".lora_" in name for name in trainable)
+    after = engine.full_state_dict()
+    plain = AutoModelForCausalLM.from_pretrained(model_dir)
+    assert after.keys() == plain.state_dict().keys()  # plain keys: explorers load it with strict=True
+    changed = [name for name in after if not torch.equal(after[name], before[name])]
+    assert changed and all(name.endswith("proj.weight") for name in changed)  # only adapted layers moved
+    reference = ReferenceLearner(model_dir, cfg)  # the same LoRA in plain PyTorch agrees
+    np.testing.assert_allclose([reference.train_step(batches[i % len(batches)]) for i in range(4)], losses[:4], rtol=1e-5)
+
+    plain.load_state_dict(after, strict=True)
+    ids = batches[0]["input_ids"][:1]
+    engine.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(input_ids=ids).logits, engine.model(input_ids=ids).logits, atol=1e-4, rtol=1e-3)
+    exported = AutoModelForCausalLM.from_pretrained(export_pretrained(engine, tmp_path / "lora-export")).state_dict()
+    for name, tensor in exported.items():
+        torch.testing.assert_close(tensor, after[name], atol=0, rtol=0)

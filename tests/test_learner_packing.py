@@ -1,6 +1,8 @@
 """Packed, padded and prefix-shared batches give the same token-summed loss and gradients."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -118,3 +120,21 @@ def test_prefix_shared_loss_without_a_system_turn_shares_nothing_and_still_agree
     assert all(e.prefix_len == 0 for e in examples)
     reference = loss_and_grads(model, lambda: one_by_one(model, examples))
     assert_same(loss_and_grads(model, lambda: prefix_shared_loss(model, examples)), reference)
+
+
+def test_a_downweighted_example_counts_by_its_weight(tiny, examples):
+    """Staleness "downweight": a stale episode's tokens count at its weight, packed or padded; the token count
+    (the denominator of the step's mean) stays the same."""
+    model, _ = tiny
+    first, second = examples[0], examples[1]
+    with torch.no_grad():
+        alone, _ = labelled_loss(model, **padded_batch([first]).model_inputs())
+        plain, count = labelled_loss(model, **packed_batch([[first, second]]).model_inputs())
+        weighted = [replace(first, weight=0.25), second]
+        for batch in (packed_batch([weighted]), padded_batch(weighted)):
+            inputs = batch.model_inputs()
+            assert "loss_weights" in inputs
+            loss, weighted_count = labelled_loss(model, **inputs)
+            assert weighted_count == count
+            torch.testing.assert_close(loss, plain - 0.75 * alone, rtol=1e-5, atol=1e-3)
+    assert "loss_weights" not in packed_batch([[first, second]]).model_inputs()  # plain batches stay HF-compatible
