@@ -27,7 +27,9 @@ FINISH = {
             "type": "object",
             "properties": {
                 "return_type": {"type": "string", "enum": ["give_answer", "give_up_and_restart"]},
-                "final_answer": {"type": "string", "description": "The answer for the user (with give_answer)."},
+                # capped so that a model repeating itself still closes its answer (a complete call, not a cut one)
+                "final_answer": {"type": "string", "maxLength": 300,
+                                 "description": "The answer for the user (with give_answer)."},
             },
             "required": ["return_type", "final_answer"],
         },

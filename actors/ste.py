@@ -17,7 +17,7 @@ from actors import prompts
 from actors.memory import LongTermMemory
 from actors.policy import Policy, Sampling
 from actors.search import FINISH, ReAct, SearchResult, Strategy, Task
-from replay.episode import Episode, Reflection, TokenCounts
+from replay.episode import Episode, Message, Reflection, TokenCounts
 from toolenv.registry import Registry
 from toolenv.runner import ToolRunner
 
@@ -27,8 +27,9 @@ class STEConfig:
     trials_per_session: int = 4  # STE's short-term memory slots
     memory_k: int = 6  # long-term memories shown to imagination
     use_long_term_memory: bool = True
-    # "docs": STE's imagination, a query from the documentation; "call": execution-grounded imagination, where
-    # the model first makes an example call that is run, then writes the request that call answers (small models)
+    # "docs": STE's imagination, a query from the documentation; "call": execution-grounded imagination for
+    # small models, where the model first makes an example call that is run, then writes the request that call
+    # answers; the trial starts from that call and its result, and is judged by execution, not by the model
     imagination: Literal["docs", "call"] = "docs"
     observation_chars_in_memory: int = 300
     imagine: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, max_new_tokens=96))
@@ -73,6 +74,16 @@ def parse_verdict(text: str) -> Reflection | None:
 
 
 @dataclass
+class Imagined:
+    """One session's imagination: the query (None if unusable), its token counts, and in "call" mode the
+    trial's first turns: the example call the query was written from, and its result."""
+
+    query: str | None
+    tokens: TokenCounts
+    prefix: tuple[Message, ...] = ()
+
+
+@dataclass
 class _Session:
     tool: str
     round: int
@@ -96,32 +107,38 @@ def explore(
     for trial in range(config.trials_per_session):
         started = time.perf_counter()
         # 1. imagine
-        imagine = _imagine_from_calls if config.imagination == "call" else _imagine_from_docs
-        imagined = imagine(policy, registry, runner, sessions, config, memory)
+        if config.imagination == "call":
+            imagined = _imagine_from_calls(policy, registry, runner, sessions, config, memory,
+                                           strategy.budget.max_observation_chars)
+        else:
+            imagined = _imagine_from_docs(policy, registry, sessions, config, memory)
         imagine_s = time.perf_counter() - started
-        live = [(s, q, counts) for s, (q, counts) in zip(sessions, imagined)]
-        failed = sum(1 for _, q, _ in live if q is None)
-        live = [(s, q, counts) for s, q, counts in live if q is not None]
+        failed = sum(1 for i in imagined if i.query is None)
+        live = [(s, i) for s, i in zip(sessions, imagined) if i.query is not None]
         if not live:
             yield TrialBatch([], failed)
             continue
         # 2. try, with real tool calls
-        tasks = [Task(query=q, tools=(registry.get(s.tool).spec.openai(),)) for s, q, _ in live]
+        tasks = [Task(query=i.query, tools=(registry.get(s.tool).spec.openai(),), prefix=i.prefix) for s, i in live]
         results = strategy.run(policy, runner, tasks, config.solve)
-        # 3. reflect (a chain that never answered cannot have solved the query)
+        # 3. reflect (a chain that never answered cannot have solved the query); a request written from a
+        #    call that ran is judged by execution instead of by the model
         reflect_started = time.perf_counter()
-        verdicts = _reflect(policy, [q for _, q, _ in live], results, config)
+        if config.imagination == "call":
+            verdicts = [_judged_by_execution(result) for result in results]
+        else:
+            verdicts = _reflect(policy, [i.query for _, i in live], results, config)
         reflect_s = time.perf_counter() - reflect_started
         episodes = []
-        for (session, query, imagine_counts), result, verdict in zip(live, results, verdicts):
+        for (session, idea), result, verdict in zip(live, results, verdicts):
             result.outcome.reflection = verdict
             solved = verdict is not None and verdict.solved
-            session.trials.append((query, _last_observation(result, config.observation_chars_in_memory), solved))
-            tokens = TokenCounts(prompt=result.tokens.prompt + imagine_counts.prompt,
-                                 completion=result.tokens.completion + imagine_counts.completion)
+            session.trials.append((idea.query, _last_observation(result, config.observation_chars_in_memory), solved))
+            tokens = TokenCounts(prompt=result.tokens.prompt + idea.tokens.prompt,
+                                 completion=result.tokens.completion + idea.tokens.completion)
             episodes.append(Episode(
                 tools=[session.tool], tool_specs=[registry.get(session.tool).spec.openai(), FINISH],
-                round=session.round, query=query, messages=result.messages, outcome=result.outcome,
+                round=session.round, query=idea.query, messages=result.messages, outcome=result.outcome,
                 search=result.search, policy_version=policy.version, session=session.id, trial=trial, actor=actor,
                 created_at=time.time(), tokens=tokens,
                 timings={**result.timings, "imagine": round(imagine_s / len(sessions), 4),
@@ -129,7 +146,7 @@ def explore(
                          "total": round((time.perf_counter() - started) / len(live), 4)},
             ))
         if memory is not None:
-            for session in {s.tool: s for s, _, _ in live}.values():
+            for session in {s.tool: s for s, _ in live}.values():
                 memory.add(session.tool, [(e.query, e.outcome.label == "solved") for e in episodes if e.tools == [session.tool]])
         yield TrialBatch(episodes, failed)
 
@@ -141,20 +158,20 @@ def _recall(memory: LongTermMemory | None, session: _Session, spec: dict, config
     return memory.recall(session.tool, context, config.memory_k)
 
 
-def _imagine_from_docs(policy: Policy, registry: Registry, runner: ToolRunner, sessions: list[_Session],
-                       config: STEConfig, memory: LongTermMemory | None) -> list[tuple[str | None, TokenCounts]]:
+def _imagine_from_docs(policy: Policy, registry: Registry, sessions: list[_Session], config: STEConfig,
+                       memory: LongTermMemory | None) -> list[Imagined]:
     """STE's imagination: one query per session from the tool's documentation and both memories."""
     conversations = []
     for s in sessions:
         spec = registry.get(s.tool).spec.openai()["function"]
         conversations.append(prompts.imagination(spec, _recall(memory, s, spec, config), s.trials))
     replies = policy.chat(conversations, [[] for _ in sessions], config.imagine, mode="json", json_schema=prompts.QUERY_SCHEMA)
-    return [(parse_query(r.message.content or "", s.tool), TokenCounts(r.prompt_tokens, r.completion_tokens))
+    return [Imagined(parse_query(r.message.content or "", s.tool), TokenCounts(r.prompt_tokens, r.completion_tokens))
             for s, r in zip(sessions, replies)]
 
 
 def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, sessions: list[_Session],
-                        config: STEConfig, memory: LongTermMemory | None) -> list[tuple[str | None, TokenCounts]]:
+                        config: STEConfig, memory: LongTermMemory | None, observation_chars: int) -> list[Imagined]:
     """Execution-grounded imagination: an example call, run for real; a call that fails yields no query
     (its values are not usable), one that succeeds is turned into the request it answers."""
     specs = [[registry.get(s.tool).spec.openai()] for s in sessions]
@@ -162,20 +179,37 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
                      for s, spec in zip(sessions, specs)]
     proposals = policy.chat(conversations, specs, config.imagine, mode="tool_call")
     counts = [TokenCounts(r.prompt_tokens, r.completion_tokens) for r in proposals]
-    calls = {}
+    ran: dict[int, tuple[Message, ...]] = {}
     for i, reply in enumerate(proposals):
-        call = reply.message.tool_calls[0].function if reply.message.tool_calls else None
-        if call is not None and runner.call(call.name, call.arguments).ok:
-            calls[i] = call
-    out: list[tuple[str | None, TokenCounts]] = [(None, c) for c in counts]
-    if calls:
-        asked = sorted(calls)
-        replies = policy.chat([prompts.query_from_call(calls[i].name, calls[i].arguments) for i in asked],
+        if not reply.message.tool_calls:
+            continue
+        call = reply.message.tool_calls[0]
+        observation = runner.call(call.function.name, call.function.arguments)
+        if observation.ok:
+            ran[i] = (reply.message, Message(role="tool", tool_call_id=call.id, name=call.function.name,
+                                             content=observation.content(observation_chars)))
+    out = [Imagined(None, c) for c in counts]
+    if ran:
+        asked = sorted(ran)
+        calls = [ran[i][0].tool_calls[0].function for i in asked]
+        replies = policy.chat([prompts.query_from_call(call.name, call.arguments) for call in calls],
                               [[] for _ in asked], config.imagine, mode="json", json_schema=prompts.QUERY_SCHEMA)
         for i, reply in zip(asked, replies):
-            out[i] = (parse_query(reply.message.content or "", sessions[i].tool),
-                      TokenCounts(counts[i].prompt + reply.prompt_tokens, counts[i].completion + reply.completion_tokens))
+            out[i] = Imagined(parse_query(reply.message.content or "", sessions[i].tool),
+                              TokenCounts(counts[i].prompt + reply.prompt_tokens,
+                                          counts[i].completion + reply.completion_tokens), ran[i])
     return out
+
+
+def _judged_by_execution(result: SearchResult) -> Reflection:
+    """The verdict of a trial that began with the call its request was written from: solved when it answered
+    and its last call ran. No model is asked: a small model's own reflection is noise, and whether the
+    answer is faithful to the results is exploitation's check."""
+    if result.outcome.final_answer is None:
+        return Reflection(solved=False, reason="no final answer")
+    if not result.outcome.last_call_ok:
+        return Reflection(solved=False, reason="its last call failed")
+    return Reflection(solved=True, reason="answered after the call the request was written from, which ran")
 
 
 def _reflect(policy: Policy, queries: list[str], results: list[SearchResult], config: STEConfig) -> list[Reflection | None]:

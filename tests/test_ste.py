@@ -150,7 +150,8 @@ def test_call_arguments_must_come_from_the_query():
 
 
 def test_call_first_imagination_runs_the_example_call_then_writes_its_request(memory):
-    """An example call that fails gives no query; one that runs is turned into a request stating its values."""
+    """An example call that fails gives no query; one that runs is turned into a request stating its values,
+    and the trial starts from that call and its result: the model only has to answer, and no model judges it."""
     proposals = iter(["Atlantis", "Lima"])
 
     def respond(conversation, tools, mode, position):
@@ -160,10 +161,7 @@ def test_call_first_imagination_runs_the_example_call_then_writes_its_request(me
         if mode == "json" and "turn a tool call into the request" in first:
             city = conversation[-1].content.split('"')[1]
             return text({"query": f"How many people live in {city}?"})
-        if mode == "json":
-            return text({"solved": True, "reason": "given"})
-        if sum(m.role == "assistant" for m in conversation) == 0:
-            return call("get_city_info", city=conversation[-1].content.rsplit(" ", 1)[-1].rstrip("?"))
+        assert mode == "tool_call" and [t["function"]["name"] for t in tools] == ["get_city_info", "Finish"]
         return finish(f"{json.loads(conversation[-1].content)['population']}")
 
     policy = ScriptedPolicy(respond)
@@ -172,8 +170,13 @@ def test_call_first_imagination_runs_the_example_call_then_writes_its_request(me
     assert batches[0].failed == 1 and batches[0].episodes == []  # Atlantis is no city: no query from it
     [episode] = batches[1].episodes
     assert episode.query == "How many people live in Lima?" and rejection(episode) is None
+    assert [m.role for m in episode.messages] == ["system", "user", "assistant", "tool", "assistant"]
+    assert episode.messages[2].tool_calls[0].function.arguments == {"city": "Lima"}
+    assert episode.outcome.tool_calls_ok == 1 and episode.outcome.last_call_ok
+    assert episode.outcome.reflection.solved and "which ran" in episode.outcome.reflection.reason
     asked = [conv[0] for mode, conv in policy.calls if mode == "json" and "turn a tool call" in conv[0][0].content]
     assert len(asked) == 1 and asked[0][-1].content == 'get_city_info(city="Lima")'
+    assert not any("judge" in conv[0][0].content for mode, conv in policy.calls if mode == "json")
     # the few-shot examples use tools that exist in no suite, so they cannot leak into evaluation
     assert not any(name in REGISTRY for name, _, _ in __import__("actors.prompts", fromlist=["x"]).QUERY_FROM_CALL_SHOTS)
 
@@ -184,6 +187,7 @@ def test_paraphrases_and_demonstrations(memory):
     good = batch.episodes[0]
     rephrase = ScriptedPolicy(lambda c, t, m, p: text("What is the number of inhabitants of Tokyo?"))
     [new] = paraphrase(rephrase, [good])
+    assert paraphrase(ScriptedPolicy(lambda c, t, m, p: text("What is the number of inhabitants there?")), [good]) == []
     assert new.query == "What is the number of inhabitants of Tokyo?" and new.derived_from == good.id
     assert new.messages[1].content == new.query and new.messages[2:] == good.messages[2:] and new.id != good.id
     demos = Demonstrations([good, new], default_embedder()).for_query("population of Tokyo please", k=1)
