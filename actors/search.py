@@ -56,6 +56,7 @@ class Task:
     tools: tuple[dict, ...]
     system: str = SOLVER_SYSTEM
     demonstrations: tuple[Message, ...] = ()  # in-context examples placed before the query
+    prefix: tuple[Message, ...] = ()  # turns already taken after the query (calls that ran, and their results)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class SearchResult:
 
 class Strategy(Protocol):
     name: str
+    budget: Budget
 
     def run(self, policy: Policy, runner: ToolRunner, tasks: list[Task], sampling: Sampling) -> list[SearchResult]: ...
 
@@ -113,9 +115,19 @@ class _Tally:
 
 
 def _start(task: Task, index: int, budget: Budget) -> _Chain:
-    messages = [Message(role="system", content=task.system), *task.demonstrations, Message(role="user", content=task.query)]
-    return _Chain(task_index=index, messages=messages,
-                  tools=list(task.tools) if budget.call_before_finish else [*task.tools, FINISH])
+    messages = [Message(role="system", content=task.system), *task.demonstrations, Message(role="user", content=task.query),
+                *task.prefix]
+    called = any(m.role == "tool" for m in task.prefix)
+    tools = list(task.tools) if budget.call_before_finish and not called else [*task.tools, FINISH]
+    if called and budget.answer_after_success:
+        tools = [FINISH]
+    return _Chain(task_index=index, messages=messages, tools=tools, turns=sum(m.role == "assistant" for m in task.prefix))
+
+
+def _tally(task: Task) -> _Tally:
+    """What a task's prefix already spent: its calls, all of which ran."""
+    calls = sum(m.role == "tool" for m in task.prefix)
+    return _Tally(tool_calls=calls, calls_ok=calls, last_call_ok=True if calls else None)
 
 
 def _generate(policy: Policy, chains: list[_Chain], sampling: Sampling, tallies: list[_Tally],
@@ -214,7 +226,7 @@ class ReAct:
 
     def run(self, policy: Policy, runner: ToolRunner, tasks: list[Task], sampling: Sampling) -> list[SearchResult]:
         chains = [_start(task, i, self.budget) for i, task in enumerate(tasks) for _ in range(self.n)]
-        tallies = [_Tally() for _ in tasks]
+        tallies = [_tally(task) for task in tasks]
         winner: dict[int, _Chain] = {}
         while True:
             open_chains = [c for c in chains if not c.done and c.task_index not in winner]
@@ -257,7 +269,7 @@ class DFSDT:
     name: str = "dfsdt"
 
     def run(self, policy: Policy, runner: ToolRunner, tasks: list[Task], sampling: Sampling) -> list[SearchResult]:
-        tallies = [_Tally() for _ in tasks]
+        tallies = [_tally(task) for task in tasks]
         trees = [_Tree(_start(task, i, self.budget)) for i, task in enumerate(tasks)]
         while True:
             frontier = [(t, t.next_node(self.budget)) for t in trees if not t.finished]
