@@ -15,26 +15,35 @@ from replay.episode import Message, Outcome, Search, SearchNode, TokenCounts
 from toolenv.runner import ToolRunner
 
 FINISH_NAME = "Finish"
-FINISH = {
-    "type": "function",
-    "function": {
-        "name": FINISH_NAME,
-        "description": (
-            "Call this when the task is done. With return_type 'give_answer', final_answer is the complete answer "
-            "for the user. With 'give_up_and_restart', the current attempt is abandoned and a new one starts."
-        ),
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "return_type": {"type": "string", "enum": ["give_answer", "give_up_and_restart"]},
-                # capped so that a model repeating itself still closes its answer (a complete call, not a cut one)
-                "final_answer": {"type": "string", "maxLength": 300,
-                                 "description": "The answer for the user (with give_answer)."},
+
+
+def finish_tool(max_answer_chars: int | None = None) -> dict:
+    """ToolBench's Finish function. `max_answer_chars` caps final_answer in the schema, so that under
+    constrained decoding a model that repeats itself still closes its answer: a complete call, not a cut one."""
+    answer = {"type": "string", "description": "The answer for the user (with give_answer)."}
+    if max_answer_chars is not None:
+        answer["maxLength"] = max_answer_chars
+    return {
+        "type": "function",
+        "function": {
+            "name": FINISH_NAME,
+            "description": (
+                "Call this when the task is done. With return_type 'give_answer', final_answer is the complete answer "
+                "for the user. With 'give_up_and_restart', the current attempt is abandoned and a new one starts."
+            ),
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "return_type": {"type": "string", "enum": ["give_answer", "give_up_and_restart"]},
+                    "final_answer": answer,
+                },
+                "required": ["return_type", "final_answer"],
             },
-            "required": ["return_type", "final_answer"],
         },
-    },
-}
+    }
+
+
+FINISH = finish_tool()
 
 REPEATED_CALL = (
     '{"error": "repeated_call", "message": "You already made this exact call and its result is above. '
@@ -68,6 +77,12 @@ class Budget:
     max_observation_chars: int = 1024  # ToolBench truncates tool results to 1024 characters
     call_before_finish: bool = True  # Finish is offered only once a real tool has been called: a trial tries the tool
     answer_after_success: bool = False  # after a call that succeeded only Finish is offered (for small models that loop)
+    max_answer_chars: int | None = None  # Finish's final_answer cap (see finish_tool); None: uncapped
+
+    @property
+    def finish(self) -> dict:
+        """The Finish function this budget offers: the one every episode and evaluation under it records."""
+        return finish_tool(self.max_answer_chars)
 
 
 @dataclass
@@ -118,9 +133,9 @@ def _start(task: Task, index: int, budget: Budget) -> _Chain:
     messages = [Message(role="system", content=task.system), *task.demonstrations, Message(role="user", content=task.query),
                 *task.prefix]
     called = any(m.role == "tool" for m in task.prefix)
-    tools = list(task.tools) if budget.call_before_finish and not called else [*task.tools, FINISH]
+    tools = list(task.tools) if budget.call_before_finish and not called else [*task.tools, budget.finish]
     if called and budget.answer_after_success:
-        tools = [FINISH]
+        tools = [budget.finish]
     return _Chain(task_index=index, messages=messages, tools=tools, turns=sum(m.role == "assistant" for m in task.prefix))
 
 
@@ -182,9 +197,9 @@ def _apply(chain: _Chain, reply: Reply, runner: ToolRunner, tally: _Tally, budge
             new.append(Message(role="tool", tool_call_id=call.id, name=call.function.name,
                                content=observation.content(budget.max_observation_chars)))
             if budget.answer_after_success and observation.ok:
-                chain.tools = [FINISH]
-            elif FINISH not in chain.tools:
-                chain.tools = [*chain.tools, FINISH]
+                chain.tools = [budget.finish]
+            elif budget.finish not in chain.tools:
+                chain.tools = [*chain.tools, budget.finish]
     chain.messages = chain.messages + new
     if chain.turns >= budget.max_turns:
         chain.done = True

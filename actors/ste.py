@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
 from actors import prompts
+from actors.exploit import mentioned
 from actors.memory import LongTermMemory
 from actors.policy import Policy, Sampling
-from actors.search import FINISH, ReAct, SearchResult, Strategy, Task
+from actors.search import FINISH_NAME, ReAct, SearchResult, Strategy, Task
 from replay.episode import Episode, Message, Reflection, TokenCounts
 from toolenv.registry import Registry
 from toolenv.runner import ToolRunner
@@ -31,6 +32,7 @@ class STEConfig:
     # small models, where the model first makes an example call that is run, then writes the request that call
     # answers; the trial starts from that call and its result, and is judged by execution, not by the model
     imagination: Literal["docs", "call"] = "docs"
+    queries_per_call: int = 4  # "call" mode: requests imagined per example call; one stating every value is kept
     observation_chars_in_memory: int = 300
     imagine: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, max_new_tokens=96))
     solve: Sampling = field(default_factory=lambda: Sampling(temperature=0.4, max_new_tokens=160))
@@ -137,7 +139,7 @@ def explore(
             tokens = TokenCounts(prompt=result.tokens.prompt + idea.tokens.prompt,
                                  completion=result.tokens.completion + idea.tokens.completion)
             episodes.append(Episode(
-                tools=[session.tool], tool_specs=[registry.get(session.tool).spec.openai(), FINISH],
+                tools=[session.tool], tool_specs=[registry.get(session.tool).spec.openai(), strategy.budget.finish],
                 round=session.round, query=idea.query, messages=result.messages, outcome=result.outcome,
                 search=result.search, policy_version=policy.version, session=session.id, trial=trial, actor=actor,
                 created_at=time.time(), tokens=tokens,
@@ -192,13 +194,25 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
     if ran:
         asked = sorted(ran)
         calls = [ran[i][0].tool_calls[0].function for i in asked]
-        replies = policy.chat([prompts.query_from_call(call.name, call.arguments) for call in calls],
-                              [[] for _ in asked], config.imagine, mode="json", json_schema=prompts.QUERY_SCHEMA)
-        for i, reply in zip(asked, replies):
-            out[i] = Imagined(parse_query(reply.message.content or "", sessions[i].tool),
-                              TokenCounts(counts[i].prompt + reply.prompt_tokens,
-                                          counts[i].completion + reply.completion_tokens), ran[i])
+        n = config.queries_per_call
+        replies = policy.chat([prompts.query_from_call(call.name, call.arguments) for call in calls for _ in range(n)],
+                              [[] for _ in range(len(asked) * n)], config.imagine, mode="json",
+                              json_schema=prompts.QUERY_SCHEMA)
+        for k, (i, call) in enumerate(zip(asked, calls)):
+            candidates = replies[k * n:(k + 1) * n]
+            queries = [q for q in (parse_query(r.message.content or "", sessions[i].tool) for r in candidates) if q]
+            tokens = TokenCounts(counts[i].prompt + sum(r.prompt_tokens for r in candidates),
+                                 counts[i].completion + sum(r.completion_tokens for r in candidates))
+            out[i] = Imagined(_most_faithful(queries, call, registry), tokens, ran[i])
     return out
+
+
+def _most_faithful(queries: list[str], call, registry: Registry) -> str | None:
+    """The candidate request that states the most of the call's values (verbatim), the first on ties."""
+    properties = registry.get(call.name).spec.parameters.get("properties", {})
+    values = [v for key, v in call.arguments.items() if "default" not in properties.get(key, {})
+              or properties[key]["default"] != v]
+    return max(queries, key=lambda q: sum(mentioned(v, q) for v in values), default=None)
 
 
 def _judged_by_execution(result: SearchResult) -> Reflection:
@@ -232,7 +246,7 @@ def _calls(result: SearchResult) -> list[tuple[str, str]]:
     pairs = []
     for message in result.messages:
         for call in message.tool_calls:
-            if call.function.name != FINISH["function"]["name"]:
+            if call.function.name != FINISH_NAME:
                 arguments = json.dumps(call.function.arguments, ensure_ascii=False)
                 pairs.append((f"{call.function.name}({arguments})", results.get(call.id, "(no result)")[:600]))
     return pairs

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from actors.policy import Policy, Sampling
-from actors.search import FINISH, Strategy, Task
+from actors.search import Strategy, Task
 from evaluation.metrics import Judge, score
 from evaluation.records import QueryRecord, path_turns
 from toolenv.gold import GoldEntry
@@ -80,7 +80,7 @@ def evaluate(policy: Policy, strategy: Strategy, tasks: Sequence[GoldTask], runn
             records.append(QueryRecord(
                 id=item.entry.id, tool=item.entry.tool, category=item.category, round=item.round,
                 query=item.entry.query, gold=item.entry,
-                turns=path_turns(result.messages, [*item.task.tools, FINISH], start=prefix),
+                turns=path_turns(result.messages, [*item.task.tools, strategy.budget.finish], start=prefix),
                 final_answer=result.outcome.final_answer, gave_up=result.outcome.gave_up, strategy=strategy.name,
                 tool_calls=result.search.tool_calls, tokens=result.tokens.prompt + result.tokens.completion,
             ))

@@ -64,6 +64,10 @@ def run(
     run_dir = resume or run_dir or new_run_dir(config.name)
     try:
         report = run_experiment(config, run_dir, console, resume=resume is not None)
+    except KeyboardInterrupt:
+        Console(stderr=True).print(f"[yellow]run interrupted[/]; Ray and Redis are stopped; continue it with: "
+                                   f"imaginarium run --resume {run_dir}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
     except Exception as error:  # an actor died, a server went away: say so, and how to continue
         import ray.exceptions
 

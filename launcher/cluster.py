@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -20,3 +21,10 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     else:
         # "local": always a new Ray of our own, never someone else's cluster found on this machine
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+    # Ray's own SIGTERM handler aborts the driver; a scheduler's stop should end a run as Ctrl-C does, with
+    # the cleanup that runs on the way out (actors killed, Ray and the embedded Redis stopped)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

@@ -46,6 +46,7 @@ class BudgetSection(_Strict):
     max_observation_chars: int = Field(1024, ge=64)
     call_before_finish: bool = True  # Finish is offered only after a real tool call
     answer_after_success: bool = False  # after a successful call only Finish is offered (small models loop)
+    max_answer_chars: int | None = Field(None, ge=16)  # cap on Finish's answer, so a looping small model still closes it
 
 
 class ExploreSection(_Strict):

@@ -79,3 +79,22 @@ def test_a_tiny_experiment_survives_a_dead_learner_and_resumes(tmp_path):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(run_dir / "model") is not None  # the final HF export loads
+
+
+def test_a_stopped_run_shuts_down_cleanly_and_says_how_to_resume(tmp_path):
+    """SIGTERM (a scheduler's stop) ends a run as Ctrl-C does: Ray and the embedded Redis stop, one line says
+    how to continue, and no process of the run's session is left behind."""
+    run_dir = tmp_path / "run"
+    run = subprocess.Popen([*IMAGINARIUM, "run", str(TINY), "--run-dir", str(run_dir)], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not _events(run_dir, "eval"):  # Ray, Redis and every actor are up once the base model is evaluated
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=180)
+    assert run.returncode == 130, out + err
+    assert "run interrupted" in err and f"imaginarium run --resume {run_dir}" in err and "Traceback" not in err
+    time.sleep(2)
+    left = subprocess.run(["pgrep", "-s", str(run.pid), "-a"], capture_output=True, text=True).stdout
+    assert left == "", left  # the session's Ray processes and redis-server are gone

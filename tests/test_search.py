@@ -119,3 +119,27 @@ def test_finish_is_offered_after_a_real_call_and_alone_after_a_success_if_asked(
     offered.clear()
     ReAct(Budget(answer_after_success=True)).run(ScriptedPolicy(respond), RUNNER, [TASK], Sampling())
     assert offered == [["get_city_info"], ["Finish"]]
+
+
+def test_a_task_can_start_after_a_call_that_already_ran():
+    """STE's call imagination hands the search a trial whose first call ran: both strategies continue from it,
+    count it, and offer Finish at once (alone, with answer_after_success)."""
+    tokyo = call("get_city_info", city="Tokyo")
+    ran = RUNNER.call("get_city_info", {"city": "Tokyo"})
+    prefix = (tokyo, type(tokyo)(role="tool", tool_call_id="call_get_city_info", name="get_city_info",
+                                 content=ran.content(1024)))
+    task = Task(query=TASK.query, tools=(CITY,), prefix=prefix)
+    offered = []
+
+    def respond(conversation, tools, mode, position):
+        offered.append([t["function"]["name"] for t in tools])
+        return finish(f"{json.loads(conversation[-1].content)['population']}")
+
+    for strategy in (ReAct(Budget(answer_after_success=True)), DFSDT(Budget(answer_after_success=True))):
+        [result] = strategy.run(ScriptedPolicy(respond), RUNNER, [task], Sampling())
+        assert [m.role for m in result.messages] == ["system", "user", "assistant", "tool", "assistant"]
+        assert result.messages[2] is tokyo and result.outcome.final_answer is not None
+        assert (result.outcome.tool_calls_ok, result.outcome.last_call_ok, result.search.tool_calls) == (1, True, 1)
+    assert offered == [["Finish"], ["Finish"]]
+    [result] = ReAct(Budget()).run(ScriptedPolicy(respond), RUNNER, [task], Sampling())
+    assert offered[-1] == ["get_city_info", "Finish"]  # the prefix's call counts for call_before_finish

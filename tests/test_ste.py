@@ -11,7 +11,7 @@ from actors.embeddings import default_embedder
 from actors.exploit import Demonstrations, mentioned, paraphrase, rejection, select, unfaithful_arguments
 from actors.memory import LongTermMemory
 from actors.ste import STEConfig, explore, parse_query, parse_verdict
-from replay.episode import Episode, Message, Outcome, Reflection
+from replay.episode import Episode, FunctionCall, Message, Outcome, Reflection
 from toolenv.registry import builtin_registry
 from toolenv.runner import ToolRunner
 
@@ -147,6 +147,9 @@ def test_call_arguments_must_come_from_the_query():
 
     assert unfaithful_arguments(episode("How much is 100 USD in EUR?")) == []  # decimals=2 is the default
     assert unfaithful_arguments(episode("How much is 100 USD in yen?")) == ["convert_currency.to_currency"]
+    assert unfaithful_arguments(episode("What about money?")) == [f"convert_currency.{key}" for key in
+                                                                 ("amount", "from_currency", "to_currency")] + \
+        ["convert_currency()"]  # nothing of the request shaped this call
 
 
 def test_call_first_imagination_runs_the_example_call_then_writes_its_request(memory):
@@ -177,6 +180,12 @@ def test_call_first_imagination_runs_the_example_call_then_writes_its_request(me
     asked = [conv[0] for mode, conv in policy.calls if mode == "json" and "turn a tool call" in conv[0][0].content]
     assert len(asked) == 1 and asked[0][-1].content == 'get_city_info(city="Lima")'
     assert not any("judge" in conv[0][0].content for mode, conv in policy.calls if mode == "json")
+    assert len(asked_all := [c for m, c in policy.calls if m == "json"]) == 1 and len(asked_all[0]) == 4  # 4 candidates
+    from actors.ste import _most_faithful
+
+    lima = FunctionCall("get_city_info", {"city": "Lima"})
+    assert _most_faithful(["Where is it?", "How big is Lima?", "Lima?"], lima, REGISTRY) == "How big is Lima?"
+    assert _most_faithful([], lima, REGISTRY) is None
     # the few-shot examples use tools that exist in no suite, so they cannot leak into evaluation
     assert not any(name in REGISTRY for name, _, _ in __import__("actors.prompts", fromlist=["x"]).QUERY_FROM_CALL_SHOTS)
 
