@@ -8,9 +8,10 @@ of a trial is one batched model call over all sessions.
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Literal
 
 from actors import prompts
@@ -18,7 +19,7 @@ from actors.exploit import mentioned
 from actors.memory import LongTermMemory
 from actors.policy import Policy, Sampling
 from actors.search import FINISH_NAME, ReAct, SearchResult, Strategy, Task
-from replay.episode import Episode, Message, Reflection, TokenCounts
+from replay.episode import Episode, Message, Reflection, TokenCounts, ToolCall
 from toolenv.registry import Registry
 from toolenv.runner import ToolRunner
 
@@ -33,6 +34,10 @@ class STEConfig:
     # answers; the trial starts from that call and its result, and is judged by execution, not by the model
     imagination: Literal["docs", "call"] = "docs"
     queries_per_call: int = 4  # "call" mode: requests imagined per example call; one stating every value is kept
+    # "call" mode: optional arguments an example call keeps (a random few of those the model gave; None: all),
+    # so a tool is explored an option or two at a time, as a request would use it, not with every filter set
+    max_optional_arguments: int | None = None
+    seed: int = 0
     observation_chars_in_memory: int = 300
     imagine: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, max_new_tokens=96))
     solve: Sampling = field(default_factory=lambda: Sampling(temperature=0.4, max_new_tokens=160))
@@ -176,6 +181,7 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
                         config: STEConfig, memory: LongTermMemory | None, observation_chars: int) -> list[Imagined]:
     """Execution-grounded imagination: an example call, run for real; a call that fails yields no query
     (its values are not usable), one that succeeds is turned into the request it answers."""
+    rng = random.Random(f"{config.seed}:{sessions[0].id}")
     specs = [[registry.get(s.tool).spec.openai()] for s in sessions]
     conversations = [prompts.example_call(_recall(memory, s, spec[0]["function"], config), s.trials)
                      for s, spec in zip(sessions, specs)]
@@ -185,11 +191,12 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
     for i, reply in enumerate(proposals):
         if not reply.message.tool_calls:
             continue
-        call = reply.message.tool_calls[0]
+        call = _fewer_options(reply.message.tool_calls[0], registry, config.max_optional_arguments, rng)
         observation = runner.call(call.function.name, call.function.arguments)
         if observation.ok:
-            ran[i] = (reply.message, Message(role="tool", tool_call_id=call.id, name=call.function.name,
-                                             content=observation.content(observation_chars)))
+            ran[i] = (replace(reply.message, tool_calls=[call]),
+                      Message(role="tool", tool_call_id=call.id, name=call.function.name,
+                              content=observation.content(observation_chars)))
     out = [Imagined(None, c) for c in counts]
     if ran:
         asked = sorted(ran)
@@ -205,6 +212,17 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
                                  counts[i].completion + sum(r.completion_tokens for r in candidates))
             out[i] = Imagined(_most_faithful(queries, call, registry), tokens, ran[i])
     return out
+
+
+def _fewer_options(call: ToolCall, registry: Registry, keep: int | None, rng: random.Random) -> ToolCall:
+    """The call with its required arguments and at most `keep` of its optional ones, chosen at random."""
+    required = set(registry.get(call.function.name).spec.parameters.get("required", []))
+    optional = [key for key in call.function.arguments if key not in required]
+    if keep is None or len(optional) <= keep:
+        return call
+    kept = set(rng.sample(optional, keep))
+    arguments = {key: value for key, value in call.function.arguments.items() if key in required or key in kept}
+    return replace(call, function=replace(call.function, arguments=arguments))
 
 
 def _most_faithful(queries: list[str], call, registry: Registry) -> str | None:

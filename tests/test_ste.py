@@ -186,6 +186,19 @@ def test_call_first_imagination_runs_the_example_call_then_writes_its_request(me
     lima = FunctionCall("get_city_info", {"city": "Lima"})
     assert _most_faithful(["Where is it?", "How big is Lima?", "Lima?"], lima, REGISTRY) == "How big is Lima?"
     assert _most_faithful([], lima, REGISTRY) is None
+
+
+def test_an_example_call_keeps_its_required_arguments_and_a_few_options():
+    from actors.ste import _fewer_options
+
+    padded = call("search_books", author="Jane Austen", genre="romance", year_from=1800, language="en").tool_calls[0]
+    trimmed = _fewer_options(padded, REGISTRY, 1, random.Random(0))
+    assert len(trimmed.function.arguments) == 1 and trimmed.id == padded.id
+    assert trimmed.function.arguments.items() <= padded.function.arguments.items()
+    assert _fewer_options(padded, REGISTRY, None, random.Random(0)) is padded
+    currency = call("convert_currency", amount=5, from_currency="EUR", to_currency="JPY", decimals=0).tool_calls[0]
+    kept = _fewer_options(currency, REGISTRY, 0, random.Random(0)).function.arguments
+    assert kept == {"amount": 5, "from_currency": "EUR", "to_currency": "JPY"}  # required ones always stay
     # the few-shot examples use tools that exist in no suite, so they cannot leak into evaluation
     assert not any(name in REGISTRY for name, _, _ in __import__("actors.prompts", fromlist=["x"]).QUERY_FROM_CALL_SHOTS)
 
