@@ -39,14 +39,12 @@ def make_strategy(name: str, budget: Budget) -> Strategy:
     raise ValueError(f"unknown strategy '{name}': use react, react@N or dfsdt")
 
 
-def make_policy(model: str, threads: int, seed: int = 0):
-    from actors.model import load_model, tiny_model
+def make_policy(model: str, threads: int):
+    """A policy for a config's model: "default", "tiny" (both built on this node if needed) or a folder."""
+    from actors.model import load_model, model_folder
     from actors.policy import TransformersPolicy
 
-    if model == "tiny":
-        loaded, tokenizer = tiny_model(seed)
-    else:
-        loaded, tokenizer = load_model(model)
+    loaded, tokenizer = load_model(model_folder(model))
     return TransformersPolicy(loaded, tokenizer, threads=threads)
 
 
@@ -67,7 +65,7 @@ class Explorer:
 
         self.config = config
         self.name = name
-        self.policy = make_policy(config.model, config.threads, config.seed)
+        self.policy = make_policy(config.model, config.threads)
         self.registry = builtin_registry()
         self.runner = ToolRunner(self.registry, Limits(timeout_s=config.tool_timeout_s))
         self.buffer = ReplayBuffer(config.redis_url, seed=config.seed)

@@ -23,12 +23,32 @@ from actors.templates import ensure_tool_template
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_CACHE_NAME = "smollm2-135m-instruct"
+TINY_CACHE_NAME = "tiny-random-llama"
 
 
 def cache_dir() -> Path:
     """Where the fp32 SmolLM2 lives: `$IMAGINARIUM_CACHE/smollm2-135m-instruct`, by default under ~/.cache."""
     root = os.environ.get("IMAGINARIUM_CACHE") or Path.home() / ".cache" / "imaginarium"
     return Path(root) / SMOLLM2_CACHE_NAME
+
+
+def model_folder(spec: str | Path) -> Path:
+    """The model folder for a config's `model.path` on this node, built here if it is one of ours.
+
+    "default" (SmolLM2) and "tiny" are built from installed packages on whichever node asks, so every
+    explorer, evaluator and learner rank of a cluster loads the same weights without a shared disk;
+    any other value is a folder that must exist on every node (shared storage or pre-staged).
+    """
+    if str(spec) == "default":
+        if not cache_dir().is_dir():
+            build_smollm2_cache(cache_dir())
+        return cache_dir()
+    if str(spec) == "tiny":
+        path = cache_dir().parent / TINY_CACHE_NAME
+        if not path.is_dir():
+            _save_atomically(*tiny_model(seed=0), path)
+        return path
+    return Path(spec)
 
 
 def load_default_model(threads: int | None = None):
@@ -53,8 +73,8 @@ def load_model(path: str | Path = "default", threads: int | None = None):
 def build_smollm2_cache(path: Path) -> None:
     """Dequantize the shipped GGUF into a plain fp32 checkpoint at `path`.
 
-    Written into a temporary folder beside `path` and renamed into place, so a concurrent
-    builder or reader never sees half a checkpoint; the loser of a race just drops its copy.
+    Written into a temporary folder beside `path` and renamed into place (`_save_atomically`), so a
+    concurrent builder or reader never sees half a checkpoint; the loser of a race just drops its copy.
     """
     package = _smollm2_package_dir()
     tokenizer = ensure_tool_template(AutoTokenizer.from_pretrained(package, gguf_file=SMOLLM2_GGUF))
@@ -64,7 +84,11 @@ def build_smollm2_cache(path: Path) -> None:
     model = LlamaForCausalLM(LlamaConfig(**config))
     model.load_state_dict(quantized.state_dict(), strict=True)
     model.generation_config = quantized.generation_config
+    _save_atomically(model, tokenizer, path)
 
+
+def _save_atomically(model, tokenizer, path: Path) -> None:
+    """Save into a temporary folder beside `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any model folder

@@ -75,8 +75,8 @@ def eval_command(
     for name in (model, judge_model):
         _check_model(name)
 
-    policy = _load_policy(model, threads, seed)
-    judge = rule_judge if judge_model is None else LLMJudge(_load_policy(judge_model, threads, seed), k=judge_k)
+    policy = _load_policy(model, threads)
+    judge = rule_judge if judge_model is None else LLMJudge(_load_policy(judge_model, threads), k=judge_k)
     if temperature is None:
         temperature = 0.7 if strategy.startswith("react@") else 0.0
     sampling = Sampling(temperature=temperature, seed=seed)
@@ -111,11 +111,11 @@ def _check_model(name: str | None) -> None:
         fail(f"no model folder {name!r}: give default, tiny, or the path of a transformers model")
 
 
-def _load_policy(name: str, threads: int, seed: int):
+def _load_policy(name: str, threads: int):
     from actors.explorer import make_policy
 
     try:
-        return make_policy(name, threads, seed)
+        return make_policy(name, threads)
     except (OSError, ValueError) as error:  # a folder that holds no loadable model
         fail(f"cannot load model {name!r}: {' '.join(str(error).split())[:300]}")
 
@@ -141,7 +141,7 @@ def compare_command(
     except ValueError as error:
         fail(str(error))
     _check_model(judge_model)
-    judge = rule_pair_judge if judge_model is None else LLMPairJudge(_load_policy(judge_model, threads, seed))
+    judge = rule_pair_judge if judge_model is None else LLMPairJudge(_load_policy(judge_model, threads))
     try:
         result = win_rate(records_a, records_b, judge, seed)
     except ValueError as error:

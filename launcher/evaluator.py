@@ -16,7 +16,7 @@ class Evaluator:
         from toolenv.registry import builtin_registry
         from toolenv.runner import ToolRunner
 
-        self.policy = make_policy(model, threads, seed)
+        self.policy = make_policy(model, threads)
         self.strategy = make_strategy(strategy, budget)
         self.registry = builtin_registry()
         self.runner = ToolRunner(self.registry)

@@ -17,6 +17,7 @@ import yaml
 from rich.console import Console
 
 from actors.explorer import ExplorerConfig
+from actors.model import model_folder
 from actors.policy import Sampling
 from actors.search import Budget
 from actors.ste import STEConfig
@@ -78,24 +79,6 @@ class Metrics:
             out.write(json.dumps({"time": round(time.time(), 3), **event}) + "\n")
 
 
-def resolve_model(path: str, run_dir: Path, seed: int) -> Path:
-    """A model folder every part loads the same weights from: SmolLM2's cache, a tiny model saved once, or `path`."""
-    from actors import model
-
-    if path == "default":
-        if not model.cache_dir().is_dir():
-            model.build_smollm2_cache(model.cache_dir())
-        return model.cache_dir()
-    if path == "tiny":
-        folder = run_dir / "tiny-model"
-        if not folder.is_dir():
-            tiny, tokenizer = model.tiny_model(seed)
-            tiny.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-        return folder
-    return Path(path)
-
-
 def run_experiment(config: ExperimentConfig, run_dir: Path, console: Console, resume: bool = False) -> Path:
     """Run (or, with `resume`, continue) the experiment in `run_dir`; returns the report's path."""
     try:
@@ -119,7 +102,7 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                                         rate_limiter=config.buffer.rate_limiter))
         buffer.create_table(TableConfig(name=train_table, max_size=config.buffer.max_size))
         start_ray(config.ray.address, config.ray.num_cpus)
-        model_dir = resolve_model(config.model.path, run_dir, config.seed)
+        model_dir = model_folder(config.model.path)  # here for the tokenizer; every actor prepares its own node's
         console.print(f"run folder {run_dir}; model {model_dir}; Redis {url.split('@')[-1]}")
 
         ste = STEConfig(trials_per_session=config.explore.trials_per_session,
@@ -127,14 +110,14 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                         imagination=config.explore.imagination, queries_per_call=config.explore.queries_per_call,
                         max_optional_arguments=config.explore.max_optional_arguments, seed=config.seed,
                         solve=Sampling(temperature=0.4, max_new_tokens=config.explore.max_new_tokens))
-        explorer_config = ExplorerConfig(redis_url=url, table=config.buffer.table, model=str(model_dir),
+        explorer_config = ExplorerConfig(redis_url=url, table=config.buffer.table, model=config.model.path,
                                          threads=config.explore.threads, strategy=config.explore.strategy,
                                          budget=budget, ste=ste, seed=config.seed)
         explorers = start_explorers(explorer_config, config.explore.actors, config.explore.max_restarts,
                                     num_cpus=config.explore.threads, resources=config.explore.resources)
         evaluator = ray.remote(Evaluator).options(num_cpus=1).remote(
-            str(model_dir), config.eval.threads, config.eval.strategy, budget, config.seed)
-        learner = LearnerGroup(model_dir, config.learn.learner_config())
+            config.model.path, config.eval.threads, config.eval.strategy, budget, config.seed)
+        learner = LearnerGroup(config.model.path, config.learn.learner_config(), prepare=model_folder)
         tokenizer = load_tokenizer(model_dir)
         policies = [*explorers, evaluator]
         if state.checkpoint:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import ray
 import torch
@@ -31,11 +31,13 @@ class LearnerRank:
         host = ray.util.get_node_ip_address()
         return host, free_port(host)
 
-    def setup(self, model_dir: str, master_addr: str, master_port: int, loss_fn: LossFn) -> None:
-        """Join the group (blocks until all ranks have joined) and build the engine."""
+    def setup(self, model: str, prepare: Callable[[str], Path] | None, master_addr: str, master_port: int,
+              loss_fn: LossFn) -> None:
+        """Join the group (blocks until all ranks have joined) and build the engine on the model folder,
+        which `prepare` makes available on this rank's node (no shared disk needed)."""
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
                           WORLD_SIZE=str(self.cfg.ranks), LOCAL_RANK="0")  # Ray shows a rank only its own GPU
-        self.engine = Engine(model_dir, self.cfg, loss_fn)
+        self.engine = Engine(prepare(model) if prepare else model, self.cfg, loss_fn)
 
     def train_step(self, batch: Batch) -> float:
         return self.engine.train_step(batch)
@@ -56,12 +58,13 @@ class LearnerRank:
 class LearnerGroup:
     """`cfg.ranks` learner ranks on Ray, trained as one data-parallel DeepSpeed job."""
 
-    def __init__(self, model_dir: str | Path, cfg: LearnerConfig, loss_fn: LossFn = batch_loss):
+    def __init__(self, model: str | Path, cfg: LearnerConfig, loss_fn: LossFn = batch_loss,
+                 prepare: Callable[[str], Path] | None = None):
         rank_actor = ray.remote(LearnerRank).options(num_cpus=cfg.cpus_per_rank, num_gpus=cfg.gpus_per_rank,
                                                      resources=cfg.resources or None)
         self.ranks = [rank_actor.remote(rank, cfg.model_dump()) for rank in range(cfg.ranks)]
         master_addr, master_port = ray.get(self.ranks[0].rendezvous_address.remote())
-        ray.get([rank.setup.remote(str(model_dir), master_addr, master_port, loss_fn) for rank in self.ranks])
+        ray.get([rank.setup.remote(str(model), prepare, master_addr, master_port, loss_fn) for rank in self.ranks])
 
     def train_step(self, batch: Batch) -> float:
         """One optimizer step on a global batch, its rows split evenly over the ranks; the global loss."""

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,9 +47,15 @@ def _start_node(args: list[str], env: dict, log: Path) -> subprocess.Popen:
 
 
 def _alive_nodes(gcs: str, env: dict) -> int:
-    probe = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address='{gcs}', logging_level='ERROR'); "
-                            "print(sum(n['Alive'] for n in ray.nodes()))"], env=env, capture_output=True, text=True,
-                           timeout=60)
+    """Nodes the cluster counts as alive (0 while its GCS does not answer yet)."""
+    host, port = gcs.split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        probe = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address='{gcs}', logging_level='ERROR'); "
+                                "print(sum(n['Alive'] for n in ray.nodes()))"], env=env, capture_output=True, text=True,
+                               timeout=90)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
     return int(probe.stdout.split()[-1]) if probe.returncode == 0 and probe.stdout.split() else 0
 
 
@@ -56,18 +65,19 @@ def two_node_cluster(tmp_path):
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_USAGE_STATS_ENABLED="0")
     gcs_port, dashboard = _free_port(), _free_port()
     gcs = f"{NODE_IP}:{gcs_port}"
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
     head = _start_node(["--head", "--port", str(gcs_port), "--dashboard-host", "127.0.0.1", "--dashboard-port",
                         str(dashboard), "--ray-client-server-port", str(_free_port()), "--num-cpus", "4",
-                        "--resources", json.dumps({"learner": 1}), "--temp-dir", str(tmp_path / "ray-head")],
+                        "--resources", json.dumps({"learner": 1}), "--temp-dir", str(temp / "head")],
                        env, tmp_path / "head.log")
     nodes = [head]
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while _alive_nodes(gcs, env) < 1:
             assert time.monotonic() < deadline and head.poll() is None, (tmp_path / "head.log").read_text()[-3000:]
             time.sleep(1)
         nodes.append(_start_node(["--address", gcs, "--num-cpus", "2", "--resources", json.dumps({"explorer": 2}),
-                                  "--temp-dir", str(tmp_path / "ray-worker")], env, tmp_path / "worker.log"))
+                                  "--temp-dir", str(temp / "worker")], env, tmp_path / "worker.log"))
         while _alive_nodes(gcs, env) < 2:
             assert time.monotonic() < deadline and nodes[1].poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
             time.sleep(1)
@@ -79,6 +89,7 @@ def two_node_cluster(tmp_path):
                 node.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(node.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_ray_job_submit_spreads_the_experiment_over_two_nodes(two_node_cluster, tmp_path):
