@@ -88,10 +88,11 @@ class Explorer:
         return counts
 
     def exploit(self, round: int, target_table: str, duplicate_threshold: float, paraphrases: bool,
-                filtered: bool = True) -> dict[str, int]:
+                filtered: bool = True, calls_only: bool = False) -> dict[str, int]:
         """STE's exploitation of one round: keep the good episodes, add paraphrases, push them for the learner.
 
-        `filtered=False` keeps every explored episode (the ablation "no exploitation filter").
+        `filtered=False` keeps every explored episode (the ablation "no exploitation filter"); `calls_only`
+        keeps the calls of episodes rejected only for their answer (`actors.exploit.without_answer`).
         """
         from actors.embeddings import default_embedder
         from collections import Counter
@@ -102,7 +103,8 @@ class Explorer:
 
         explored = [e for _, e in self.buffer.episodes(self.config.table, Filters(round=round))
                     if not isinstance(e, RecordError)]
-        selection = select(explored, default_embedder(), duplicate_threshold) if filtered else Selection(explored, Counter())
+        selection = select(explored, default_embedder(), duplicate_threshold, calls_only) if filtered else \
+            Selection(explored, Counter())
         extra = paraphrase(self.policy, selection.kept) if paraphrases else []
         result = self.buffer.insert(target_table, selection.kept + extra, ignore_rate_limiter=True)
         return {"explored": len(explored), "kept": len(selection.kept), "paraphrased": len(extra),

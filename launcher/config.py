@@ -75,6 +75,8 @@ class BufferSection(_Strict):
 class ExploitSection(_Strict):
     filter: bool = True  # STE's filter (answered, calls succeeded, reflection says solved, no near-duplicates)
     paraphrases: bool = True
+    # keep the calls of an episode whose calls are right but whose answer is not grounded (small models)
+    keep_calls_without_answer: bool = False
     duplicate_threshold: float = Field(0.92, gt=0, le=1)
 
 

@@ -214,3 +214,25 @@ def test_paraphrases_and_demonstrations(memory):
     assert new.messages[1].content == new.query and new.messages[2:] == good.messages[2:] and new.id != good.id
     demos = Demonstrations([good, new], default_embedder()).for_query("population of Tokyo please", k=1)
     assert demos[0].role == "user" and demos[1].tool_calls[0].function.name == "get_city_info"
+
+
+def test_the_calls_of_an_episode_with_a_poor_answer_can_be_kept(memory):
+    """`calls_only`: an episode rejected only for its answer keeps its faithful, executed calls; the learner
+    then trains on the call turns alone (the example has no answer turn to learn)."""
+    from actors.exploit import without_answer
+    from actors.model import smollm2_tokenizer
+    from learner.examples import build_examples
+
+    policy = scripted_explorer()
+    [batch] = list(explore(policy, REGISTRY, RUNNER, ["get_city_info"], STEConfig(trials_per_session=1), memory))
+    good = batch.episodes[0]
+    poor = _with(good, final_answer="The answer for the user (with give_answer).")
+    poor = type(good)(**{**poor.__dict__, "messages": good.messages[:-1] + [finish(poor.outcome.final_answer)]})
+    assert select([poor], default_embedder()).kept == []
+    [kept] = select([poor], default_embedder(), calls_only=True).kept
+    assert kept == without_answer(poor) and kept.derived_from == poor.id and kept.outcome.final_answer is None
+    assert [m.role for m in kept.messages] == ["system", "user", "assistant", "tool"]
+    [example], skipped = build_examples([kept], smollm2_tokenizer(), 2048)
+    assert skipped == [] and 0 < example.label_count < len(example)  # the call is learned, nothing after it
+    unfaithful = type(poor)(**{**poor.__dict__, "query": "How many people live there?", "id": ""})
+    assert select([unfaithful], default_embedder(), calls_only=True).kept == []
