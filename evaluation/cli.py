@@ -36,6 +36,8 @@ def eval_command(
     out: Path = typer.Option(Path("runs/eval"), help="Folder for the JSON and markdown reports."),
     seed: int = typer.Option(0, help="Seeds distractors, tool order and sampling: the same seed repeats a run."),
     threads: int = typer.Option(1, min=1, help="Torch threads."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Search budget from this experiment config (e.g. a "
+                                                                 "run's config.yaml), to score a run's models as it did."),
 ) -> None:
     """Evaluate a policy: STE's well-formed / API match / argument match / correct, and ToolEval's pass rate."""
     from actors.explorer import make_strategy
@@ -50,8 +52,16 @@ def eval_command(
     from toolenv.runner import ToolRunner
 
     # every check that needs no model comes first, so a mistake costs no loading time
+    budget = Budget()
+    if config is not None:
+        from launcher.config import ConfigError, load_config
+
+        try:
+            budget = Budget(**load_config(config).explore.budget.model_dump())
+        except ConfigError as error:
+            fail(str(error))
     try:
-        search = make_strategy(strategy, Budget())
+        search = make_strategy(strategy, budget)
     except ValueError as error:
         fail(str(error))
     if suite is not None and suite not in SUITES:

@@ -155,6 +155,7 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                 state.mark(r, "exploit", run_dir)
             if not state.done(r, "learn"):
                 learn_round(config, r, state, learner, buffer, train_table, tokenizer, policies, metrics, run_dir, console)
+                learner.export_pretrained(run_dir / "models" / f"round-{r}")  # `imaginarium eval --model` reads it
                 state.mark(r, "learn", run_dir)
             if not state.done(r, "eval"):
                 evaluate(f"round {r}")
@@ -169,7 +170,9 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                 state.mark(r, "no_replay", run_dir)
             write_report(run_dir, config, state.evaluations, buffer.stats(config.buffer.table),
                          buffer.stats(train_table), run_dir / "metrics.jsonl")
-        learner.export_pretrained(run_dir / "model")
+        final = run_dir / "model"  # the last round's export, under a name that does not change
+        if not final.exists() and (run_dir / "models" / f"round-{config.tools.rounds[-1]}").is_dir():
+            final.symlink_to(Path("models") / f"round-{config.tools.rounds[-1]}")
         report = write_report(run_dir, config, state.evaluations, buffer.stats(config.buffer.table),
                               buffer.stats(train_table), run_dir / "metrics.jsonl")
         learner.shutdown()

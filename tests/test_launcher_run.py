@@ -79,6 +79,8 @@ def test_a_tiny_experiment_survives_a_dead_learner_and_resumes(tmp_path):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(run_dir / "model") is not None  # the final HF export loads
+    assert (run_dir / "models" / "round-1" / "model.safetensors").is_file()  # every round's model, for `eval`
+    assert (run_dir / "model").resolve() == (run_dir / "models" / "round-2").resolve()
 
 
 def test_a_stopped_run_shuts_down_cleanly_and_says_how_to_resume(tmp_path):
