@@ -4,6 +4,10 @@ A session explores one tool over several trials; later trials see the earlier on
 memory) and ask follow-ups; imagination is also shown the most similar queries explored before
 for that tool (long-term memory), to push toward new ground. Sessions run side by side: each step
 of a trial is one batched model call over all sessions.
+
+Small models get a second kind of imagination ("call"): try first, then imagine. The model makes an
+example call, which is run; it then writes the request that call answers, and the trial continues from
+the call and its result, judged by execution rather than by the model's reflection.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from actors.exploit import mentioned
 from actors.memory import LongTermMemory
 from actors.policy import Policy, Sampling
 from actors.search import FINISH_NAME, ReAct, SearchResult, Strategy, Task
-from replay.episode import Episode, Message, Reflection, TokenCounts, ToolCall
+from replay.episode import Episode, FunctionCall, Message, Reflection, TokenCounts, ToolCall
 from toolenv.registry import Registry
 from toolenv.runner import ToolRunner
 
@@ -225,7 +229,7 @@ def _fewer_options(call: ToolCall, registry: Registry, keep: int | None, rng: ra
     return replace(call, function=replace(call.function, arguments=arguments))
 
 
-def _most_faithful(queries: list[str], call, registry: Registry) -> str | None:
+def _most_faithful(queries: list[str], call: FunctionCall, registry: Registry) -> str | None:
     """The candidate request that states the most of the call's values (verbatim), the first on ties."""
     properties = registry.get(call.name).spec.parameters.get("properties", {})
     values = [v for key, v in call.arguments.items() if "default" not in properties.get(key, {})

@@ -17,7 +17,6 @@ from actors.ste import STEConfig
 from launcher.cli import app
 from launcher.cluster import start_ray
 from launcher.explore import plan_units, run_units, start_explorers
-from replay.buffer import ReplayBuffer
 from replay.tables import TableConfig
 
 FAST = STEConfig(trials_per_session=2, imagine=Sampling(max_new_tokens=96), solve=Sampling(max_new_tokens=48),
