@@ -54,12 +54,13 @@ def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: 
             cells = " | ".join("–" if np.isnan(v) else f"{v:.1f}" for v in row)
             lines.append(f"| {label} (v{evaluations[label]['version']}) | {cells} | "
                          f"{evaluations[label]['summary'][METRIC]:.1f} |")
-        lines += ["", "Other metrics of the latest evaluation:", "",
-                  "| " + " | ".join(evaluations[labels[-1]]["summary"]) + " |",
-                  "| " + " | ".join("---:" for _ in evaluations[labels[-1]]["summary"]) + " |",
-                  "| " + " | ".join(_cell(v) for v in evaluations[labels[-1]]["summary"].values()) + " |", ""]
+        lineage = [i for i, label in enumerate(labels) if not label.endswith(NO_REPLAY)]  # the run's own models
+        latest = evaluations[labels[lineage[-1]]]["summary"]
+        lines += ["", f"Other metrics of the latest model ({labels[lineage[-1]]}):", "",
+                  "| " + " | ".join(latest) + " |",
+                  "| " + " | ".join("---:" for _ in latest) + " |",
+                  "| " + " | ".join(_cell(v) for v in latest.values()) + " |", ""]
         _heatmap(labels, matrix, rounds, plots / "learning_matrix.png")
-        lineage = [i for i, label in enumerate(labels) if not label.endswith(NO_REPLAY)]
         _correctness([labels[i] for i in lineage], matrix[lineage], rounds, plots / "correctness.png")
         lines += ["![learning and forgetting](plots/learning_matrix.png)", "", "![correctness](plots/correctness.png)", ""]
 

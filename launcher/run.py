@@ -31,8 +31,8 @@ from learner.examples import build_examples, load_tokenizer
 from learner.group import LearnerGroup
 from learner.packing import first_fit_decreasing, packed_batch, padded_batch
 from learner.publish import apply_staleness, publish
-from replay.episode import Episode
 from replay.buffer import BufferError, Filters, RateLimitTimeout, ReplayBuffer, RoundMix
+from replay.episode import Episode
 from replay.server import redis_url
 from replay.tables import TableConfig
 from toolenv.registry import builtin_registry
@@ -128,7 +128,6 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
         def evaluate(label: str) -> None:
             console.print(f"[bold]evaluating[/] ({label}) on {len(eval_tools)} tools")
             result = ray.get(evaluator.evaluate.remote(eval_tools, config.eval.limit_per_tool))
-            result["label"] = label
             state.evaluations[label] = result
             metrics.log(event="eval", label=label, version=result["version"], **result["summary"])
             state.save(run_dir)
