@@ -95,6 +95,7 @@ class EvalSection(_Strict):
     strategy: str = Field("react", pattern=r"^(react|react@[1-9][0-9]*|dfsdt)$")
     limit_per_tool: int = Field(4, ge=1)
     threads: int = Field(1, ge=1)  # the evaluator runs alone (explorers and learner wait), so it may take the cores
+    max_new_tokens: int = Field(160, ge=16)  # per turn; a reply cut here is a wrong one
     baseline: bool = True  # also evaluate the base model, for the learning matrix's first row
 
 

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 
 class Evaluator:
-    def __init__(self, model: str, threads: int, strategy: str, budget, seed: int = 0):
+    def __init__(self, model: str, threads: int, strategy: str, budget, seed: int = 0, max_new_tokens: int = 160):
         os.environ["OMP_NUM_THREADS"] = str(threads)
         import torch
 
@@ -22,6 +22,7 @@ class Evaluator:
         self.runner = ToolRunner(self.registry)
         self.gold = load_gold_dir()
         self.seed = seed
+        self.max_new_tokens = max_new_tokens
 
     def load_weights(self, version: int, state_dict: dict) -> int:
         self.policy.load_weights(version, state_dict)
@@ -36,7 +37,7 @@ class Evaluator:
 
         tasks = gold_tasks(self.registry, self.gold, tools, limit=limit, seed=self.seed)
         records = evaluate(self.policy, self.strategy, tasks, self.runner, rule_judge,
-                           Sampling(temperature=0.0, max_new_tokens=160, seed=self.seed))
+                           Sampling(temperature=0.0, max_new_tokens=self.max_new_tokens, seed=self.seed))
         return {
             "version": self.policy.version,
             "summary": asdict(summarize(records)),

@@ -116,7 +116,7 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
         explorers = start_explorers(explorer_config, config.explore.actors, config.explore.max_restarts,
                                     num_cpus=config.explore.threads, resources=config.explore.resources)
         evaluator = ray.remote(Evaluator).options(num_cpus=1).remote(
-            config.model.path, config.eval.threads, config.eval.strategy, budget, config.seed)
+            config.model.path, config.eval.threads, config.eval.strategy, budget, config.seed, config.eval.max_new_tokens)
         learner = LearnerGroup(config.model.path, config.learn.learner_config(), prepare=model_folder)
         tokenizer = load_tokenizer(model_dir)
         policies = [*explorers, evaluator]

@@ -203,6 +203,35 @@ def test_load_weights_changes_outputs_and_version():
         policy.load_weights(4, wrong)
 
 
+def next_token_logits(policy: TransformersPolicy, prompts: list[list[int]]) -> torch.Tensor:
+    """The first generated token's logits, through `model_inputs` (system turns from the cache)."""
+    inputs = policy.model_inputs(prompts, max_new_tokens=1)
+    cache, mask = inputs["past_key_values"], inputs["attention_mask"]
+    start = cache.get_seq_length()
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        return policy.model(input_ids=inputs["input_ids"][:, start:], attention_mask=mask,
+                            position_ids=positions[:, start:], past_key_values=cache).logits[:, -1]
+
+
+def test_cached_system_turns_give_the_logits_of_each_prompt_alone():
+    policy = TransformersPolicy(*tiny_model(seed=0))
+    conversations = [conversation("Go."), [Message(role="user", content="Convert 12 km, please, into miles now.")],
+                     conversation("A much longer request, so that the rows differ in length after the system turn.")]
+    tools = [[SEARCH, CONVERT], [CONVERT], [SEARCH, CONVERT]]
+    prompts = [policy.tokenizer(render(policy.tokenizer, c, t), add_special_tokens=False)["input_ids"]
+               for c, t in zip(conversations, tools)]
+    assert next_token_logits(policy, prompts) is not None and len(policy._prefixes) == 2  # two distinct system turns
+
+    def alone() -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.stack([policy.model(torch.tensor([ids])).logits[0, -1] for ids in prompts])
+
+    torch.testing.assert_close(next_token_logits(policy, prompts), alone(), atol=1e-4, rtol=1e-4)
+    policy.load_weights(1, tiny_model(seed=1)[0].state_dict())  # the cached turns were computed by the old weights
+    torch.testing.assert_close(next_token_logits(policy, prompts), alone(), atol=1e-4, rtol=1e-4)
+
+
 # --- the real model --------------------------------------------------------------------------
 
 def test_smollm2_calls_a_weather_tool():
@@ -213,3 +242,17 @@ def test_smollm2_calls_a_weather_tool():
     assert reply.parse_error is None, reply.raw
     (call,) = reply.message.tool_calls
     assert call.function.name == "get_weather" and isinstance(call.function.arguments["city"], str)
+
+
+def test_smollm2_replies_are_the_same_with_and_without_the_system_turn_cache():
+    model, tokenizer = load_default_model()
+    weather = tool("get_weather", {"city": {"type": "string"}}, ["city"])
+    batch = [[Message(role="user", content="What is the weather in Paris today?")],
+             [Message(role="user", content="Convert 3 km to miles.")],
+             [Message(role="user", content="Is it raining in Lyon, and how hard?")]]
+    tools = [[weather], [CONVERT], [weather]]
+    sampling = Sampling(temperature=0, max_new_tokens=40)
+    cached = TransformersPolicy(model, tokenizer).chat(batch, tools, sampling)
+    plain = TransformersPolicy(model, tokenizer, prefix_cache=False).chat(batch, tools, sampling)
+    assert [reply.raw for reply in cached] == [reply.raw for reply in plain]
+    assert all(reply.parse_error is None for reply in cached), [reply.raw for reply in cached]
