@@ -36,7 +36,7 @@ Mode = Literal["tool_call", "json", "text"]
 TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
 JSON_SEPARATORS = (", ", ": ")  # what the template's `tojson` writes: decode exactly what is trained on
 MAX_ERROR_CHARS = 300
-TURN_OPEN = "<|im_start|>"  # ChatML: the system turn (tool schemas included) is everything before its second one
+TURN_OPEN = "<|im_start|>"  # ChatML: prompts are cached whole turns at a time, at this token
 
 
 @dataclass
@@ -170,8 +170,9 @@ class TransformersPolicy:
             self.tokenizer, vocab_size=model.get_output_embeddings().weight.shape[0], stop_token_ids=self.stop_ids)
         self.compiler = xgr.GrammarCompiler(info, max_threads=threads)
         self._compile = functools.lru_cache(maxsize=256)(self._compile_schema)
-        # The system turn is the same for every query of a tool and every turn of a search: its keys
-        # and values are computed once per weights version and shared (prefill is most of the cost on CPU).
+        # Leading turns recur (a tool's system turn in every query and every search turn, few-shot
+        # examples in every row of a batch): their keys and values are computed once per weights
+        # version and shared, since prefill is most of the cost on CPU.
         self.turn_open_id = self.tokenizer.get_vocab().get(TURN_OPEN) if prefix_cache else None
         self._prefixes: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
 
@@ -214,15 +215,13 @@ class TransformersPolicy:
         """`generate`'s inputs for token-id prompts: left-padded, with a preallocated cache.
 
         A static cache, because a growing one copies every layer's keys and values at every step
-        (half of decoding time at batch 32 on CPU). Where every prompt opens with a system turn,
-        each row is laid out as [pad][system turn][pad][rest of the prompt]: the system turns'
-        cached keys and values fill the first block, the masked pads keep positions contiguous
+        (half of decoding time at batch 32 on CPU). Where the prompts open with turns that recur
+        (`_cached_lengths`), each row is laid out as [pad][cached turns][pad][rest of the prompt]:
+        the cached keys and values fill the first block, the masked pads keep positions contiguous
         (position ids are the attention mask's running sum) and `generate` runs only the rest.
         """
         pad = self.tokenizer.pad_token_id
-        splits = [self._system_turn_length(ids) for ids in prompts]
-        if not all(splits):
-            splits = [0] * len(prompts)
+        splits = self._cached_lengths(prompts)
         heads = [tuple(ids[:split]) for ids, split in zip(prompts, splits)]
         tails = [ids[split:] for ids, split in zip(prompts, splits)]
         head_width, tail_width = max(map(len, heads)), max(map(len, tails))
@@ -240,14 +239,27 @@ class TransformersPolicy:
                              torch.cat([torch.nn.functional.pad(v, p) for (_, v), p in zip(per_row, left_pad)]))
         return {"input_ids": torch.tensor(input_ids), "attention_mask": torch.tensor(mask), "past_key_values": cache}
 
-    def _system_turn_length(self, ids: list[int]) -> int:
-        """Tokens before the prompt's second turn (0: no cacheable system turn, or caching is off)."""
-        if self.turn_open_id is None or not ids or ids[0] != self.turn_open_id:
-            return 0
-        return next((i for i in range(1, len(ids)) if ids[i] == self.turn_open_id), 0)
+    def _cached_lengths(self, prompts: list[list[int]]) -> list[int]:
+        """Per row, the leading tokens to take from the cache: the whole turns all rows share (few-shot
+        examples), else each row's system turn (tool schemas); zeros when a row has neither."""
+        if self.turn_open_id is None:
+            return [0] * len(prompts)
+        turns = [[i for i, token in enumerate(ids) if token == self.turn_open_id] for ids in prompts]
+        if not all(len(starts) > 1 and starts[0] == 0 for starts in turns):
+            return [0] * len(prompts)
+        first = prompts[0]
+        shared = 0
+        if len(prompts) > 1:  # a lone prompt's turns recur in no other row
+            for start in turns[0][1:]:
+                if all(len(ids) > start and ids[start] == self.turn_open_id and ids[:start] == first[:start]
+                       for ids in prompts[1:]):
+                    shared = start
+                else:
+                    break
+        return [shared] * len(prompts) if shared > turns[0][1] else [starts[1] for starts in turns]
 
     def _prefix(self, head: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per-layer (key, value) of one system turn, computed on first use and kept (LRU)."""
+        """Per-layer (key, value) of leading turns, computed on first use and kept (LRU)."""
         if head in self._prefixes:
             self._prefixes.move_to_end(head)
             return self._prefixes[head]

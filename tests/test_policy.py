@@ -232,6 +232,21 @@ def test_cached_system_turns_give_the_logits_of_each_prompt_alone():
     torch.testing.assert_close(next_token_logits(policy, prompts), alone(), atol=1e-4, rtol=1e-4)
 
 
+def test_turns_every_row_shares_are_cached_whole():
+    policy = TransformersPolicy(*tiny_model(seed=0))
+    shots = [Message(role="system", content="Answer in JSON."), Message(role="user", content="an example"),
+             Message(role="assistant", content='{"query": "an example"}')]
+    rows = [[*shots, Message(role="user", content=text)] for text in ("first", "a longer second one", "first")]
+    prompts = [policy.tokenizer(render(policy.tokenizer, c, []), add_special_tokens=False)["input_ids"] for c in rows]
+    system = policy._cached_lengths(prompts[:1])[0]
+    shared = policy._cached_lengths(prompts)
+    assert len(set(shared)) == 1 and shared[0] > system  # the examples too, not just the system turn
+    assert prompts[0][:shared[0]] == prompts[1][:shared[0]] and prompts[0][shared[0]] == policy.turn_open_id
+    with torch.inference_mode():
+        alone = torch.stack([policy.model(torch.tensor([ids])).logits[0, -1] for ids in prompts])
+    torch.testing.assert_close(next_token_logits(policy, prompts), alone, atol=1e-4, rtol=1e-4)
+
+
 # --- the real model --------------------------------------------------------------------------
 
 def test_smollm2_calls_a_weather_tool():
