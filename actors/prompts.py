@@ -7,7 +7,7 @@ from replay.episode import Message
 
 QUERY_SCHEMA = {
     "type": "object",
-    "properties": {"query": {"type": "string", "minLength": 8, "maxLength": 240}},
+    "properties": {"query": {"type": "string", "minLength": 8, "maxLength": 160}},
     "required": ["query"],
 }
 VERDICT_SCHEMA = {
