@@ -45,6 +45,7 @@ def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: 
              f"({config.explore.strategy}), learner {config.learn.ranks} rank(s) ZeRO-{config.learn.zero_stage}, "
              f"replay fraction {config.learn.replay_fraction}.", ""]
 
+    lines += _summary(evaluations, rounds)
     labels, matrix = learning_matrix(evaluations, rounds)
     if labels:
         lines += ["## Correctness (%) on each round's gold set", "",
@@ -89,6 +90,31 @@ def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: 
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _summary(evaluations: dict[str, dict], rounds: list[int]) -> list[str]:
+    """The run's answer in words: what each round learned on its own tools, and what later rounds did to them."""
+
+    def cell(label: str, r: int) -> dict | None:
+        return evaluations.get(label, {}).get("by_round", {}).get(str(r))
+
+    lines = []
+    for r in rounds:
+        before, after = cell("base", r), cell(f"round {r}", r)
+        if before and after:
+            lines.append(f"- **Learning**: round {r}'s tools ({after['n']} gold queries), base model "
+                         f"{before[METRIC]:.1f}% → after round {r} {after[METRIC]:.1f}% "
+                         f"({after[METRIC] - before[METRIC]:+.1f} points).")
+    last = next((r for r in reversed(rounds) if f"round {r}" in evaluations), None)
+    for r in rounds:
+        learned, later = cell(f"round {r}", r), cell(f"round {last}", r) if last and last > r else None
+        if learned and later:
+            without = cell(f"round {last}{NO_REPLAY}", r)
+            ablation = f"; trained without replay {without[METRIC]:.1f}%" if without else ""
+            lines.append(f"- **Forgetting**: round {r}'s tools after round {r} {learned[METRIC]:.1f}% → after round "
+                         f"{last} {later[METRIC]:.1f}% with replay ({later[METRIC] - learned[METRIC]:+.1f} points)"
+                         f"{ablation}.")
+    return ["## Summary", "", *lines, ""] if lines else []
 
 
 def _replay_section(evaluations: dict[str, dict], rounds: list[int], fraction: float, path: Path) -> list[str]:
