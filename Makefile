@@ -23,6 +23,7 @@ bench: install
 	$(BIN)/python benchmarks/learner_deepspeed.py
 	$(BIN)/python benchmarks/weight_publish.py
 	$(BIN)/python benchmarks/eval_base.py
+	$(BIN)/python benchmarks/policy_turn_cache.py
 
 install: $(STAMP) redis-server
 
