@@ -88,11 +88,12 @@ class Explorer:
         return counts
 
     def exploit(self, round: int, target_table: str, duplicate_threshold: float, paraphrases: bool,
-                filtered: bool = True, calls_only: bool = False) -> dict[str, int]:
+                filtered: bool = True, calls_only: bool = False, max_per_call: int | None = None) -> dict[str, int]:
         """STE's exploitation of one round: keep the good episodes, add paraphrases, push them for the learner.
 
         `filtered=False` keeps every explored episode (the ablation "no exploitation filter"); `calls_only`
-        keeps the calls of episodes rejected only for their answer (`actors.exploit.without_answer`).
+        keeps the calls of episodes rejected only for their answer (`actors.exploit.without_answer`);
+        `max_per_call` caps the episodes kept per identical set of calls.
         """
         from actors.embeddings import default_embedder
         from collections import Counter
@@ -103,7 +104,7 @@ class Explorer:
 
         explored = [e for _, e in self.buffer.episodes(self.config.table, Filters(round=round))
                     if not isinstance(e, RecordError)]
-        selection = select(explored, default_embedder(), duplicate_threshold, calls_only) if filtered else \
+        selection = select(explored, default_embedder(), duplicate_threshold, calls_only, max_per_call) if filtered else \
             Selection(explored, Counter())
         extra = paraphrase(self.policy, selection.kept) if paraphrases else []
         result = self.buffer.insert(target_table, selection.kept + extra, ignore_rate_limiter=True)

@@ -77,6 +77,7 @@ class ExploitSection(_Strict):
     paraphrases: bool = True
     # keep the calls of an episode whose calls are right but whose answer is not grounded (small models)
     keep_calls_without_answer: bool = False
+    max_per_call: int | None = Field(None, ge=1)  # episodes kept per identical set of calls (small models repeat values)
     duplicate_threshold: float = Field(0.92, gt=0, le=1)
 
 

@@ -148,7 +148,8 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
             if not state.done(r, "exploit"):
                 counts = ray.get(explorers[0].exploit.remote(r, train_table, config.exploit.duplicate_threshold,
                                                              config.exploit.paraphrases, config.exploit.filter,
-                                                             config.exploit.keep_calls_without_answer))
+                                                             config.exploit.keep_calls_without_answer,
+                                                             config.exploit.max_per_call))
                 console.print(f"round {r}: exploitation " + ", ".join(f"{k} {v}" for k, v in counts.items()))
                 metrics.log(event="exploit", round=r, **counts)
                 state.mark(r, "exploit", run_dir)

@@ -1,6 +1,8 @@
 """The STE loop's logic on scripted policies: memories shown, follow-ups, strict reflection, filtering."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import random
 
@@ -236,3 +238,30 @@ def test_the_calls_of_an_episode_with_a_poor_answer_can_be_kept(memory):
     assert skipped == [] and 0 < example.label_count < len(example)  # the call is learned, nothing after it
     unfaithful = type(poor)(**{**poor.__dict__, "query": "How many people live there?", "id": ""})
     assert select([unfaithful], default_embedder(), calls_only=True).kept == []
+
+
+def test_max_per_call_keeps_few_copies_of_one_call(memory):
+    """A small model repeats its example values; `max_per_call` keeps that many episodes per identical call."""
+    policy = scripted_explorer()
+    [batch] = list(explore(policy, REGISTRY, RUNNER, ["get_city_info"], STEConfig(trials_per_session=1), memory))
+    good = batch.episodes[0]
+    assert good.messages[2].tool_calls[0].function.arguments == {"city": "Tokyo"}
+
+    def asking(episode_id: str, query: str, city: str = "Tokyo"):
+        messages = []
+        for m in good.messages:
+            if m.role == "user":
+                m = replace(m, content=query)
+            elif m.tool_calls and m.tool_calls[0].function.name == "get_city_info":
+                m = replace(m, tool_calls=[replace(m.tool_calls[0], function=replace(m.tool_calls[0].function,
+                                                                                     arguments={"city": city}))])
+            messages.append(m)
+        return replace(good, id=episode_id, query=query, messages=messages)
+
+    same_call = [asking("e0", "Tell me the population of Tokyo."), asking("e1", "Is Tokyo a capital city, and of where?"),
+                 asking("e2", "Which country has Tokyo in it?")]
+    assert len(select(same_call, default_embedder()).kept) == 3  # distinct queries, one call
+    selection = select(same_call, default_embedder(), max_per_call=1)
+    assert [e.id for e in selection.kept] == ["e0"] and selection.dropped["repeated call"] == 2
+    lima = asking("e3", "Which country has Lima in it?", city="Lima")
+    assert [e.id for e in select([*same_call, lima], default_embedder(), max_per_call=2).kept] == ["e0", "e1", "e3"]
