@@ -37,7 +37,7 @@ class Evaluator:
 
         tasks = gold_tasks(self.registry, self.gold, tools, limit=limit, seed=self.seed)
         records = evaluate(self.policy, self.strategy, tasks, self.runner, rule_judge,
-                           Sampling(temperature=0.0, max_new_tokens=self.max_new_tokens, seed=self.seed))
+                           Sampling(temperature=0.0, max_new_tokens=self.max_new_tokens, seed=self.seed), batch_size=32)
         return {
             "version": self.policy.version,
             "summary": asdict(summarize(records)),

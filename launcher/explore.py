@@ -20,9 +20,16 @@ def start_explorers(config: ExplorerConfig, count: int, max_restarts: int = 3, n
 
 
 def plan_units(tools: list[str], episodes: int, trials_per_session: int, sessions_per_unit: int) -> list[list[str]]:
-    """Sessions (one tool each, round-robin over tools) grouped into units of work, one actor call each."""
+    """Sessions (one tool each, round-robin over tools) grouped into units of work, one actor call each.
+
+    Units are as even as `sessions_per_unit` allows (8 sessions at 5 per unit: 4 + 4, not 5 + 3): a
+    round lasts as long as its slowest actor.
+    """
     sessions = [tools[i % len(tools)] for i in range(math.ceil(episodes / trials_per_session))]
-    return [sessions[i : i + sessions_per_unit] for i in range(0, len(sessions), sessions_per_unit)]
+    count = math.ceil(len(sessions) / sessions_per_unit)
+    sizes = [len(sessions) // count + (i < len(sessions) % count) for i in range(count)]
+    starts = [sum(sizes[:i]) for i in range(count)]
+    return [sessions[start : start + size] for start, size in zip(starts, sizes)]
 
 
 def run_units(actors: list, units: list[list[str]], trials_per_session: int, retries: int = 1) -> dict[str, int]:
