@@ -47,8 +47,9 @@ def test_stop_by_pid_and_the_state_file(tmp_path):
 
 def test_ctrl_c_in_the_owner_stops_the_server(tmp_path):
     """The owning process gets SIGINT mid-run: its `with` block still stops redis-server."""
-    script = (
-        "import sys, time\n"
+    script = (  # Ctrl-C as in a terminal, also when the suite itself runs as a background job (SIGINT ignored)
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from replay.server import EmbeddedRedis\n"
         f"with EmbeddedRedis({str(tmp_path)!r}) as s:\n"
         "    print(s.process.pid, flush=True)\n"
