@@ -26,6 +26,8 @@ def plan_units(tools: list[str], episodes: int, trials_per_session: int, session
     round lasts as long as its slowest actor.
     """
     sessions = [tools[i % len(tools)] for i in range(math.ceil(episodes / trials_per_session))]
+    if not sessions:
+        return []
     count = math.ceil(len(sessions) / sessions_per_unit)
     sizes = [len(sessions) // count + (i < len(sessions) % count) for i in range(count)]
     starts = [sum(sizes[:i]) for i in range(count)]

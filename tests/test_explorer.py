@@ -39,6 +39,7 @@ def test_two_actors_fill_the_buffer(ray_local, buffer):
     actors = start_explorers(config(buffer.url), 2, num_cpus=1)
     assert [len(unit) for unit in plan_units(["a", "b", "c"], 30, 4, 5)] == [4, 4]  # even, not 5 + 3
     assert [len(unit) for unit in plan_units(["a"], 11, 1, 4)] == [4, 4, 3]
+    assert plan_units(["a"], 0, 4, 5) == []
     assert sum(plan_units(["a", "b", "c"], 30, 4, 5), []) == ["a", "b", "c"] * 2 + ["a", "b"]
     units = plan_units(["get_city_info", "convert_currency"], episodes=8, trials_per_session=2, sessions_per_unit=2)
     totals = run_units(actors, units, trials_per_session=2)
