@@ -181,8 +181,7 @@ class TransformersPolicy:
         if not check_batch(conversations, tools):
             return []
         prompts = [render(self.tokenizer, messages, specs) for messages, specs in zip(conversations, tools)]
-        batch = self.model_inputs([self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts],
-                                  sampling.max_new_tokens)
+        batch = self.model_inputs(self.tokenizer(prompts, add_special_tokens=False)["input_ids"], sampling.max_new_tokens)
 
         processors = LogitsProcessorList()
         if mode != "text":

@@ -36,8 +36,7 @@ def main() -> None:
 
     config = load_config(args.config)
     registry, gold = builtin_registry(), load_gold_dir()
-    round_one = config.tools.rounds[0]
-    tools = [tool.name for tool in registry.by_round(round_one)][: config.tools.per_round]
+    tools = config.tools.by_round(registry)[config.tools.rounds[0]]
     tasks = gold_tasks(registry, gold, tools, limit=args.limit)
     strategy = make_strategy(config.eval.strategy, Budget(**config.explore.budget.model_dump()))
     sampling = Sampling(temperature=0.0, max_new_tokens=config.eval.max_new_tokens, seed=0)

@@ -95,8 +95,7 @@ def plan(config) -> str:
              f"{'GPU' if learn.gpus_per_rank else 'CPU/gloo'}{f', resources {learn.resources}' if learn.resources else ''}, "
              f"{learn.steps_per_round} steps/round, micro batch {learn.micro_batch}, replay {learn.replay_fraction:.0%}"
              f"{' (and a no-replay ablation)' if learn.compare_no_replay else ''}, publish every {learn.publish_every}"]
-    for r in config.tools.rounds:
-        names = [t.name for t in registry.by_round(r)][: config.tools.per_round]
+    for r, names in config.tools.by_round(registry).items():
         lines.append(f"  round {r}: {len(names)} tools × {explore_.episodes_per_tool} episodes: {', '.join(names)}")
     lines.append(f"  evaluation: {config.eval.strategy}, {config.eval.limit_per_tool} gold queries per tool, "
                  f"after every round{' and for the base model' if config.eval.baseline else ''}")

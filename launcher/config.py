@@ -37,6 +37,10 @@ class ToolsSection(_Strict):
     rounds: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     per_round: int | None = Field(None, ge=1)  # the first N tools of each round (all if None)
 
+    def by_round(self, registry) -> dict[int, list[str]]:
+        """The tools each round explores and is evaluated on, in the registry's order."""
+        return {r: [tool.name for tool in registry.by_round(r)][: self.per_round] for r in self.rounds}
+
 
 class BudgetSection(_Strict):
     max_turns: int = Field(4, ge=1)

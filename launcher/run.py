@@ -91,7 +91,7 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
     registry = builtin_registry()
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     metrics = Metrics(run_dir / "metrics.jsonl")
-    tools = {r: [t.name for t in registry.by_round(r)][: config.tools.per_round] for r in config.tools.rounds}
+    tools = config.tools.by_round(registry)
     eval_tools = [name for r in config.tools.rounds for name in tools[r]]
     train_table = f"{config.buffer.table}-train"
     budget = Budget(**config.explore.budget.model_dump())
