@@ -50,6 +50,10 @@ class LongTermMemory:
     def size(self, tool: str) -> int:
         return int(self.redis.hlen(self._key(tool)))
 
+    def queries(self, tool: str) -> list[str]:
+        """Every query remembered for the tool."""
+        return [_decoder.decode(item).query for item in self.redis.hvals(self._key(tool))]
+
     def recall(self, tool: str, context: str, k: int) -> list[tuple[str, bool]]:
         """The k remembered queries most similar to `context`, most similar first."""
         raw = self.redis.hvals(self._key(tool))

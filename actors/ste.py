@@ -38,6 +38,10 @@ class STEConfig:
     # answers; the trial starts from that call and its result, and is judged by execution, not by the model
     imagination: Literal["docs", "call"] = "docs"
     queries_per_call: int = 4  # "call" mode: requests imagined per example call; one stating every value is kept
+    # "call" mode: example calls proposed per session; of those that run, the one with the most values no earlier
+    # request of the tool stated is kept. A small model ignores "choose different values" (it copies the
+    # description's examples), so long-term memory widens exploration by selection instead of by instruction
+    calls_per_session: int = 1
     # "call" mode: optional arguments an example call keeps (a random few of those the model gave; None: all),
     # so a tool is explored an option or two at a time, as a request would use it, not with every filter set
     max_optional_arguments: int | None = None
@@ -183,24 +187,35 @@ def _imagine_from_docs(policy: Policy, registry: Registry, sessions: list[_Sessi
 
 def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, sessions: list[_Session],
                         config: STEConfig, memory: LongTermMemory | None, observation_chars: int) -> list[Imagined]:
-    """Execution-grounded imagination: an example call, run for real; a call that fails yields no query
-    (its values are not usable), one that succeeds is turned into the request it answers."""
+    """Execution-grounded imagination: example calls, run for real; a call that fails yields no query
+    (its values are not usable), the most novel one that succeeds is turned into the request it answers."""
     rng = random.Random(f"{config.seed}:{sessions[0].id}")
+    k = config.calls_per_session
     specs = [[registry.get(s.tool).spec.openai()] for s in sessions]
     conversations = [prompts.example_call(_recall(memory, s, spec[0]["function"], config), s.trials)
                      for s, spec in zip(sessions, specs)]
-    proposals = policy.chat(conversations, specs, config.imagine, mode="tool_call")
-    counts = [TokenCounts(r.prompt_tokens, r.completion_tokens) for r in proposals]
+    proposals = policy.chat([c for c in conversations for _ in range(k)], [s for s in specs for _ in range(k)],
+                            config.imagine, mode="tool_call")
+    counts = [TokenCounts(sum(r.prompt_tokens for r in proposals[i * k:(i + 1) * k]),
+                          sum(r.completion_tokens for r in proposals[i * k:(i + 1) * k])) for i in range(len(sessions))]
+    explored = _explored_requests(memory, sessions)
     ran: dict[int, tuple[Message, ...]] = {}
-    for i, reply in enumerate(proposals):
-        if not reply.message.tool_calls:
+    for i, session in enumerate(sessions):
+        candidates = []
+        for reply in proposals[i * k:(i + 1) * k]:
+            if not reply.message.tool_calls:
+                continue
+            call = _fewer_options(reply.message.tool_calls[0], registry, config.max_optional_arguments, rng)
+            observation = runner.call(call.function.name, call.function.arguments)
+            if observation.ok:
+                candidates.append((_novel_values(call.function, registry, explored[session.tool]), reply, call, observation))
+        if not candidates:
             continue
-        call = _fewer_options(reply.message.tool_calls[0], registry, config.max_optional_arguments, rng)
-        observation = runner.call(call.function.name, call.function.arguments)
-        if observation.ok:
-            ran[i] = (replace(reply.message, tool_calls=[call]),
-                      Message(role="tool", tool_call_id=call.id, name=call.function.name,
-                              content=observation.content(observation_chars)))
+        _, reply, call, observation = max(candidates, key=lambda c: c[0])  # the first on ties
+        explored[session.tool].append(prompts.show_call(call.function.name, call.function.arguments))
+        ran[i] = (replace(reply.message, tool_calls=[call]),
+                  Message(role="tool", tool_call_id=call.id, name=call.function.name,
+                          content=observation.content(observation_chars)))
     out = [Imagined(None, c) for c in counts]
     if ran:
         asked = sorted(ran)
@@ -209,8 +224,8 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
         replies = policy.chat([prompts.query_from_call(call.name, call.arguments) for call in calls for _ in range(n)],
                               [[] for _ in range(len(asked) * n)], config.imagine, mode="json",
                               json_schema=prompts.QUERY_SCHEMA)
-        for k, (i, call) in enumerate(zip(asked, calls)):
-            candidates = replies[k * n:(k + 1) * n]
+        for j, (i, call) in enumerate(zip(asked, calls)):
+            candidates = replies[j * n:(j + 1) * n]
             queries = [q for q in (parse_query(r.message.content or "", sessions[i].tool) for r in candidates) if q]
             tokens = TokenCounts(counts[i].prompt + sum(r.prompt_tokens for r in candidates),
                                  counts[i].completion + sum(r.completion_tokens for r in candidates))
@@ -218,22 +233,49 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
     return out
 
 
+def _explored_requests(memory: LongTermMemory | None, sessions: list[_Session]) -> dict[str, list[str]]:
+    """Per tool, what was explored before: every remembered request, and this batch's trials so far."""
+    explored: dict[str, list[str]] = {}
+    for session in sessions:
+        if session.tool not in explored:
+            explored[session.tool] = memory.queries(session.tool) if memory is not None else []
+        explored[session.tool] += [query for query, _, _ in session.trials]
+    return explored
+
+
+def _novel_values(call: FunctionCall, registry: Registry, explored: list[str]) -> int:
+    """How many of the call's own values (defaults aside) no explored request states."""
+    return sum(not any(mentioned(value, text) for text in explored) for value in _stated_values(call, registry))
+
+
+def _stated_values(call: FunctionCall, registry: Registry) -> list:
+    """The call's values a request has to state: every argument that is not its parameter's default."""
+    properties = registry.get(call.name).spec.parameters.get("properties", {})
+    return [v for key, v in call.arguments.items() if "default" not in properties.get(key, {})
+            or properties[key]["default"] != v]
+
+
 def _fewer_options(call: ToolCall, registry: Registry, keep: int | None, rng: random.Random) -> ToolCall:
-    """The call with its required arguments and at most `keep` of its optional ones, chosen at random."""
+    """The call with its required arguments and a random few (at most `keep`) of its optional ones.
+
+    Zero options is a draw too: most requests need none, and a model trained only on calls that set one
+    learns to always set one (an extra non-default argument is a wrong call). A tool with no required
+    arguments keeps at least one, since its options are the request."""
     required = set(registry.get(call.function.name).spec.parameters.get("required", []))
     optional = [key for key in call.function.arguments if key not in required]
-    if keep is None or len(optional) <= keep:
+    if keep is None or not optional:
         return call
-    kept = set(rng.sample(optional, keep))
+    count = rng.randint(0 if required else 1, min(keep, len(optional)))
+    if count == len(optional):
+        return call
+    kept = set(rng.sample(optional, count))
     arguments = {key: value for key, value in call.function.arguments.items() if key in required or key in kept}
     return replace(call, function=replace(call.function, arguments=arguments))
 
 
 def _most_faithful(queries: list[str], call: FunctionCall, registry: Registry) -> str | None:
     """The candidate request that states the most of the call's values (verbatim), the first on ties."""
-    properties = registry.get(call.name).spec.parameters.get("properties", {})
-    values = [v for key, v in call.arguments.items() if "default" not in properties.get(key, {})
-              or properties[key]["default"] != v]
+    values = _stated_values(call, registry)
     return max(queries, key=lambda q: sum(mentioned(v, q) for v in values), default=None)
 
 

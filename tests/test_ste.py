@@ -190,6 +190,28 @@ def test_call_first_imagination_runs_the_example_call_then_writes_its_request(me
     assert _most_faithful([], lima, REGISTRY) is None
 
 
+def test_of_several_example_calls_the_one_with_values_not_explored_yet_is_kept(memory):
+    """The model keeps proposing the same example; of the calls that run, the one whose values no earlier
+    request stated wins, so long-term memory widens exploration even when the model ignores it."""
+    memory.add("get_city_info", [("How many people live in Tokyo?", True)])
+    proposals = iter(["Tokyo", "Atlantis", "Lima", "Tokyo", "Lima", "Oslo"])
+
+    def respond(conversation, tools, mode, position):
+        if mode == "tool_call" and "realistic example values" in conversation[-1].content:
+            return call("get_city_info", city=next(proposals))
+        if mode == "json":
+            city = conversation[-1].content.split('"')[1]
+            return text({"query": f"How many people live in {city}?"})
+        return finish(f"{json.loads(conversation[-1].content)['population']}")
+
+    config = STEConfig(trials_per_session=2, imagination="call", calls_per_session=3, queries_per_call=1)
+    batches = list(explore(ScriptedPolicy(respond), REGISTRY, RUNNER, ["get_city_info"], config, memory))
+    # trial 1: Tokyo was explored before, Atlantis fails to run: Lima; trial 2: Tokyo and Lima are known: Oslo
+    assert [e.query for b in batches for e in b.episodes] == ["How many people live in Lima?",
+                                                              "How many people live in Oslo?"]
+    assert all(b.failed == 0 for b in batches)
+
+
 def test_an_example_call_keeps_its_required_arguments_and_a_few_options():
     from actors.ste import _fewer_options
 
@@ -201,6 +223,10 @@ def test_an_example_call_keeps_its_required_arguments_and_a_few_options():
     currency = call("convert_currency", amount=5, from_currency="EUR", to_currency="JPY", decimals=0).tool_calls[0]
     kept = _fewer_options(currency, REGISTRY, 0, random.Random(0)).function.arguments
     assert kept == {"amount": 5, "from_currency": "EUR", "to_currency": "JPY"}  # required ones always stay
+    drawn = {len(_fewer_options(currency, REGISTRY, 1, random.Random(seed)).function.arguments) for seed in range(20)}
+    assert drawn == {3, 4}  # no option or one: most requests need none
+    assert all(len(_fewer_options(padded, REGISTRY, 2, random.Random(seed)).function.arguments) in (1, 2)
+               for seed in range(20))  # a tool without required arguments keeps at least one option
     # the few-shot examples use tools that exist in no suite, so they cannot leak into evaluation
     assert not any(name in REGISTRY for name, _, _ in __import__("actors.prompts", fromlist=["x"]).QUERY_FROM_CALL_SHOTS)
 
