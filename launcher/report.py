@@ -49,7 +49,7 @@ def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: 
     labels, matrix = learning_matrix(evaluations, rounds)
     if labels:
         lines += ["## Correctness (%) on each round's gold set", "",
-                  "| model | " + " | ".join(f"round {r} tools" for r in rounds) + " | all |",
+                  "| model | " + " | ".join(f"round {r} tools" for r in rounds) + " | all evaluated |",
                   "| --- | " + " | ".join("---:" for _ in rounds) + " | ---: |"]
         for label, row in zip(labels, matrix):
             cells = " | ".join("–" if np.isnan(v) else f"{v:.1f}" for v in row)

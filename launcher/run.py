@@ -2,7 +2,7 @@
 
 For each round r: explore round r's tools with the current policy → exploit (filter, paraphrase)
 into the training table → learn with STE's replay of earlier rounds, publishing weights to the
-explorers every `publish_every` steps → evaluate on every round's gold set. What is done is
+explorers every `publish_every` steps → evaluate on the gold sets of rounds up to r. What is done is
 recorded in `state.json` after each phase, so `--resume` continues where the run stopped.
 """
 from __future__ import annotations
@@ -92,7 +92,6 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     metrics = Metrics(run_dir / "metrics.jsonl")
     tools = config.tools.by_round(registry)
-    eval_tools = [name for r in config.tools.rounds for name in tools[r]]
     train_table = f"{config.buffer.table}-train"
     budget = Budget(**config.explore.budget.model_dump())
     with redis_url(config.redis.url, run_dir) as url:
@@ -126,9 +125,12 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
             publish(state.version, learner.state_dict_ref(), policies)
             console.print(f"resumed at learner step {state.step}, policy version {state.version}")
 
-        def evaluate(label: str) -> None:
-            console.print(f"[bold]evaluating[/] ({label}) on {len(eval_tools)} tools")
-            result = ray.get(evaluator.evaluate.remote(eval_tools, config.eval.limit_per_tool))
+        def evaluate(label: str, upto: int | None = None) -> None:
+            """On every round's tools up to `upto` (None: all): the base model is the baseline of every round,
+            a trained model is scored on what it has learned so far, not yet on tools it has never seen."""
+            names = [name for r in config.tools.rounds if upto is None or r <= upto for name in tools[r]]
+            console.print(f"[bold]evaluating[/] ({label}) on {len(names)} tools")
+            result = ray.get(evaluator.evaluate.remote(names, config.eval.limit_per_tool))
             state.evaluations[label] = result
             metrics.log(event="eval", label=label, version=result["version"], **result["summary"])
             state.save(run_dir)
@@ -159,13 +161,13 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                 learner.export_pretrained(run_dir / "models" / f"round-{r}")  # `imaginarium eval --model` reads it
                 state.mark(r, "learn", run_dir)
             if not state.done(r, "eval"):
-                evaluate(f"round {r}")
+                evaluate(f"round {r}", upto=r)
                 state.mark(r, "eval", run_dir)
             previous = state.round_checkpoints.get(str(r - 1)) if r != config.tools.rounds[0] else None
             if config.learn.compare_no_replay and previous and not state.done(r, "no_replay"):
                 learn_without_replay(config, r, previous, state, learner, buffer, train_table, tokenizer, evaluator,
                                      metrics, run_dir, console)
-                evaluate(f"round {r} no replay")
+                evaluate(f"round {r} no replay", upto=r)
                 learner.load_checkpoint(run_dir / "checkpoints", state.checkpoint)  # back to the replay lineage
                 publish(state.version, learner.state_dict_ref(), [evaluator])
                 state.mark(r, "no_replay", run_dir)

@@ -64,6 +64,8 @@ def test_a_tiny_experiment_survives_a_dead_learner_and_resumes(tmp_path):
     assert state["phases"]["1"] == ["explore", "exploit", "learn", "eval"]  # round 1 has nothing to replay
     assert state["phases"]["2"] == ["explore", "exploit", "learn", "eval", "no_replay"]
     assert state["step"] == 6 and set(state["evaluations"]) == {"base", "round 1", "round 2", "round 2 no replay"}
+    evaluated = {label: set(e["by_round"]) for label, e in state["evaluations"].items()}
+    assert evaluated["base"] == evaluated["round 2"] == {"1", "2"} and evaluated["round 1"] == {"1"}  # not yet round 2's
     assert len(_events(run_dir, "train_no_replay")) == 3  # the ablation branch trained a whole round, apart
     explored_after = _explored_ids(run_dir)
     assert len(explored_after) == len(set(explored_after))  # nothing duplicated
