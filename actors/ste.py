@@ -48,6 +48,9 @@ class STEConfig:
     seed: int = 0
     observation_chars_in_memory: int = 300
     imagine: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, max_new_tokens=96))
+    # "call" mode: writing the request for a call. Its values already carry the diversity, so this is sampled
+    # cooler: at 1.0 a 135M model's requests drift off the call ("How many innings are in the value of")
+    describe: Sampling = field(default_factory=lambda: Sampling(temperature=0.5, max_new_tokens=96))
     solve: Sampling = field(default_factory=lambda: Sampling(temperature=0.4, max_new_tokens=160))
     reflect: Sampling = field(default_factory=lambda: Sampling(temperature=0.0, max_new_tokens=80))
 
@@ -222,7 +225,7 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
         calls = [ran[i][0].tool_calls[0].function for i in asked]
         n = config.queries_per_call
         replies = policy.chat([prompts.query_from_call(call.name, call.arguments) for call in calls for _ in range(n)],
-                              [[] for _ in range(len(asked) * n)], config.imagine, mode="json",
+                              [[] for _ in range(len(asked) * n)], config.describe, mode="json",
                               json_schema=prompts.QUERY_SCHEMA)
         for j, (i, call) in enumerate(zip(asked, calls)):
             candidates = replies[j * n:(j + 1) * n]

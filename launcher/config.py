@@ -65,6 +65,7 @@ class ExploreSection(_Strict):
     imagination: Literal["docs", "call"] = "docs"  # "call": example call first, then its request (small models)
     queries_per_call: int = Field(4, ge=1)  # "call": requests imagined per example call, the most faithful kept
     max_optional_arguments: int | None = Field(None, ge=0)  # "call": optional arguments an example call keeps
+    request_temperature: float = Field(0.5, ge=0)  # "call": sampling the requests written for a call
     calls_per_session: int = Field(1, ge=1)  # "call": example calls proposed per trial, the most novel that runs kept
     max_restarts: int = Field(3, ge=0)
     resources: dict[str, float] = Field(default_factory=dict)  # Ray custom resources, e.g. {"explorer": 1}
