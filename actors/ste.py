@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterator, Literal
 
 from actors import prompts
-from actors.exploit import mentioned
+from actors.exploit import mentioned, repeats_a_value
 from actors.memory import LongTermMemory
 from actors.policy import Policy, Sampling
 from actors.search import FINISH_NAME, ReAct, SearchResult, Strategy, Task
@@ -191,7 +191,8 @@ def _imagine_from_docs(policy: Policy, registry: Registry, sessions: list[_Sessi
 def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, sessions: list[_Session],
                         config: STEConfig, memory: LongTermMemory | None, observation_chars: int) -> list[Imagined]:
     """Execution-grounded imagination: example calls, run for real; a call that fails yields no query
-    (its values are not usable), the most novel one that succeeds is turned into the request it answers."""
+    (its values are not usable); of those that succeed, the most novel one that does not repeat a value is
+    turned into the request it answers."""
     rng = random.Random(f"{config.seed}:{sessions[0].id}")
     k = config.calls_per_session
     specs = [[registry.get(s.tool).spec.openai()] for s in sessions]
@@ -211,7 +212,8 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
             call = _fewer_options(reply.message.tool_calls[0], registry, config.max_optional_arguments, rng)
             observation = runner.call(call.function.name, call.function.arguments)
             if observation.ok:
-                candidates.append((_novel_values(call.function, registry, explored[session.tool]), reply, call, observation))
+                score = (not repeats_a_value(call.function.arguments), _novel_values(call.function, registry, explored[session.tool]))
+                candidates.append((score, reply, call, observation))
         if not candidates:
             continue
         _, reply, call, observation = max(candidates, key=lambda c: c[0])  # the first on ties

@@ -154,6 +154,27 @@ def test_call_arguments_must_come_from_the_query():
         ["convert_currency()"]  # nothing of the request shaped this call
 
 
+def test_a_call_that_gives_one_value_to_two_arguments_is_not_kept():
+    from actors.exploit import repeats_a_value
+
+    assert repeats_a_value({"amount": 5, "from_currency": "USD", "to_currency": "USD"})
+    assert repeats_a_value({"start_date": "2020-12-31", "end_date": "2020-12-31"})
+    assert not repeats_a_value({"amount": 5, "from_currency": "USD", "to_currency": "EUR", "decimals": 5.5})
+    assert not repeats_a_value({"a": True, "b": True, "c": None, "d": None})  # flags may well agree
+    tool_specs = [REGISTRY.get("convert_currency").spec.openai()]
+
+    def episode(to_currency):
+        query = f"How much is 100 USD in {to_currency}?"
+        return Episode(tools=["convert_currency"], tool_specs=tool_specs, round=1, query=query, messages=[
+            Message(role="user", content=query),
+            call("convert_currency", amount=100, from_currency="USD", to_currency=to_currency),
+            Message(role="tool", tool_call_id="call_convert_currency", content='{"converted_amount": 100.0}'),
+            finish("100.0")], outcome=Outcome(final_answer="100.0", tool_calls_ok=1, last_call_ok=True,
+                                             reflection=Reflection(solved=True, reason="ran")))
+
+    assert rejection(episode("USD")) == "call repeats one value" and rejection(episode("EUR")) is None
+
+
 def test_call_first_imagination_runs_the_example_call_then_writes_its_request(memory):
     """An example call that fails gives no query; one that runs is turned into a request stating its values,
     and the trial starts from that call and its result: the model only has to answer, and no model judges it."""
