@@ -31,11 +31,24 @@ BIN = Path(sys.executable).parent
 NODE_IP = "127.0.0.2"
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _port() -> int:
+    """A free port not handed out before in this test: the OS may offer a just-closed port again, and Ray
+    refuses to start when two of its components get the same one."""
+    port = _free_port()
+    while port in _HANDED_OUT:
+        port = _free_port()
+    _HANDED_OUT.add(port)
+    return port
+
+
 def _node_ports() -> list[str]:
     """Every port a node listens on, free ones, so two nodes (and other Ray work) never collide."""
     flags = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
              "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"]
-    ports = [arg for flag in flags for arg in (flag, str(_free_port()))]
+    ports = [arg for flag in flags for arg in (flag, str(_port()))]
     low = 20000 + secrets.randbelow(200) * 100
     return [*ports, "--min-worker-port", str(low), "--max-worker-port", str(low + 99)]
 
@@ -63,11 +76,11 @@ def _alive_nodes(gcs: str, env: dict) -> int:
 def two_node_cluster(tmp_path):
     env = {key: value for key, value in os.environ.items() if key not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_USAGE_STATS_ENABLED="0")
-    gcs_port, dashboard = _free_port(), _free_port()
+    gcs_port, dashboard = _port(), _port()
     gcs = f"{NODE_IP}:{gcs_port}"
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
     head = _start_node(["--head", "--port", str(gcs_port), "--dashboard-host", "127.0.0.1", "--dashboard-port",
-                        str(dashboard), "--ray-client-server-port", str(_free_port()), "--num-cpus", "4",
+                        str(dashboard), "--ray-client-server-port", str(_port()), "--num-cpus", "4",
                         "--resources", json.dumps({"learner": 1}), "--temp-dir", str(temp / "head")],
                        env, tmp_path / "head.log")
     nodes = [head]
