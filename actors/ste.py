@@ -249,8 +249,10 @@ def _explored_requests(memory: LongTermMemory | None, sessions: list[_Session]) 
 
 
 def _novel_values(call: FunctionCall, registry: Registry, explored: list[str]) -> int:
-    """How many of the call's own values (defaults aside) no explored request states."""
-    return sum(not any(mentioned(value, text) for text in explored) for value in _stated_values(call, registry))
+    """How many of the call's own values (defaults aside) no explored request states. A flag is never
+    stated verbatim, so it does not count: otherwise every call that sets one would look new."""
+    return sum(not any(mentioned(value, text) for text in explored) for value in _stated_values(call, registry)
+               if not isinstance(value, (bool, type(None))))
 
 
 def _stated_values(call: FunctionCall, registry: Registry) -> list:
