@@ -161,6 +161,8 @@ def test_a_call_that_gives_one_value_to_two_arguments_is_not_kept():
     assert repeats_a_value({"start_date": "2020-12-31", "end_date": "2020-12-31"})
     assert not repeats_a_value({"amount": 5, "from_currency": "USD", "to_currency": "EUR", "decimals": 5.5})
     assert not repeats_a_value({"a": True, "b": True, "c": None, "d": None})  # flags may well agree
+    assert not repeats_a_value({"amount": 2, "from_currency": "USD", "to_currency": "EUR", "decimals": 2})
+    assert repeats_a_value({"amount": 2, "from_currency": "usd", "to_currency": "USD "})
     tool_specs = [REGISTRY.get("convert_currency").spec.openai()]
 
     def episode(to_currency):
