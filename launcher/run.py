@@ -109,7 +109,7 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                         imagination=config.explore.imagination, queries_per_call=config.explore.queries_per_call,
                         max_optional_arguments=config.explore.max_optional_arguments,
                         calls_per_session=config.explore.calls_per_session, seed=config.seed,
-                        describe=Sampling(temperature=config.explore.request_temperature, max_new_tokens=96),
+                        describe=replace(STEConfig().describe, temperature=config.explore.request_temperature),
                         solve=Sampling(temperature=0.4, max_new_tokens=config.explore.max_new_tokens))
         explorer_config = ExplorerConfig(redis_url=url, table=config.buffer.table, model=config.model.path,
                                          threads=config.explore.threads, strategy=config.explore.strategy,
