@@ -50,20 +50,22 @@ class LongTermMemory:
     def size(self, tool: str) -> int:
         return int(self.redis.hlen(self._key(tool)))
 
-    def queries(self, tool: str) -> list[str]:
-        """Every query remembered for the tool."""
-        return [_decoder.decode(item).query for item in self.redis.hvals(self._key(tool))]
+    def read(self, tool: str) -> list[Memory]:
+        """Everything remembered for the tool (one HVALS): a trial step reads it once for all its uses."""
+        return [_decoder.decode(item) for item in self.redis.hvals(self._key(tool))]
 
     def recall(self, tool: str, context: str, k: int) -> list[tuple[str, bool]]:
         """The k remembered queries most similar to `context`, most similar first."""
-        raw = self.redis.hvals(self._key(tool))
-        if not raw or k <= 0:
-            return []
-        memories = [_decoder.decode(item) for item in raw]
-        matrix = np.stack([np.frombuffer(m.embedding, dtype=np.float32) for m in memories])
-        scores = matrix @ self.embed([context])[0]
-        best = np.argsort(-scores)[:k]
-        return [(memories[i].query, memories[i].solved) for i in best]
+        return most_similar(self.read(tool), self.embed([context])[0], k)
 
     def clear(self, tool: str) -> None:
         self.redis.delete(self._key(tool))
+
+
+def most_similar(memories: list[Memory], vector: np.ndarray, k: int) -> list[tuple[str, bool]]:
+    """The k memories whose query embedding is nearest `vector` (unit length), as (query, solved)."""
+    if not memories or k <= 0:
+        return []
+    matrix = np.stack([np.frombuffer(m.embedding, dtype=np.float32) for m in memories])
+    best = np.argsort(-(matrix @ vector))[:k]
+    return [(memories[i].query, memories[i].solved) for i in best]

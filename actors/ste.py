@@ -20,7 +20,7 @@ from typing import Iterator, Literal
 
 from actors import prompts
 from actors.exploit import mentioned, repeats_a_value
-from actors.memory import LongTermMemory
+from actors.memory import LongTermMemory, Memory, most_similar
 from actors.policy import Policy, Sampling
 from actors.search import FINISH_NAME, ReAct, SearchResult, Strategy, Task
 from replay.episode import Episode, FunctionCall, Message, Reflection, TokenCounts, ToolCall
@@ -42,6 +42,10 @@ class STEConfig:
     # request of the tool stated is kept. A small model ignores "choose different values" (it copies the
     # description's examples), so long-term memory widens exploration by selection instead of by instruction
     calls_per_session: int = 1
+    # "call" mode: show long- and short-term memory in the example-call prompt. A 135M model echoes what it is
+    # shown (Paris in memory: 21 of 21 proposals are Paris; none shown: Paris, London, Mumbai; see
+    # benchmarks/memory_echo.py), so for it memory widens exploration only through the selection above
+    show_memory: bool = True
     # "call" mode: optional arguments an example call keeps (a random few of those the model gave; None: all),
     # so a tool is explored an option or two at a time, as a request would use it, not with every filter set
     max_optional_arguments: int | None = None
@@ -169,20 +173,27 @@ def explore(
         yield TrialBatch(episodes, failed)
 
 
-def _recall(memory: LongTermMemory | None, session: _Session, spec: dict, config: STEConfig) -> list[tuple[str, bool]]:
+def _recall(memory: LongTermMemory | None, remembered: dict[str, list[Memory]], sessions: list[_Session],
+            registry: Registry, config: STEConfig) -> list[list[tuple[str, bool]]]:
+    """Per session, the remembered queries most similar to its last trial (the tool's description at first)."""
     if memory is None or not config.use_long_term_memory:
-        return []
-    context = session.trials[-1][0] if session.trials else spec["description"]
-    return memory.recall(session.tool, context, config.memory_k)
+        return [[] for _ in sessions]
+    contexts = [s.trials[-1][0] if s.trials else registry.get(s.tool).spec.openai()["function"]["description"]
+                for s in sessions]
+    return [most_similar(remembered[s.tool], vector, config.memory_k) for s, vector in zip(sessions, memory.embed(contexts))]
+
+
+def _remembered(memory: LongTermMemory | None, sessions: list[_Session]) -> dict[str, list[Memory]]:
+    """The long-term memory of every tool the sessions explore, read once per trial step."""
+    return {tool: memory.read(tool) if memory is not None else [] for tool in {s.tool for s in sessions}}
 
 
 def _imagine_from_docs(policy: Policy, registry: Registry, sessions: list[_Session], config: STEConfig,
                        memory: LongTermMemory | None) -> list[Imagined]:
     """STE's imagination: one query per session from the tool's documentation and both memories."""
-    conversations = []
-    for s in sessions:
-        spec = registry.get(s.tool).spec.openai()["function"]
-        conversations.append(prompts.imagination(spec, _recall(memory, s, spec, config), s.trials))
+    recalled = _recall(memory, _remembered(memory, sessions), sessions, registry, config)
+    conversations = [prompts.imagination(registry.get(s.tool).spec.openai()["function"], memories, s.trials)
+                     for s, memories in zip(sessions, recalled)]
     replies = policy.chat(conversations, [[] for _ in sessions], config.imagine, mode="json", json_schema=prompts.QUERY_SCHEMA)
     return [Imagined(parse_query(r.message.content or "", s.tool), TokenCounts(r.prompt_tokens, r.completion_tokens))
             for s, r in zip(sessions, replies)]
@@ -196,13 +207,15 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
     rng = random.Random(f"{config.seed}:{sessions[0].id}")
     k = config.calls_per_session
     specs = [[registry.get(s.tool).spec.openai()] for s in sessions]
-    conversations = [prompts.example_call(_recall(memory, s, spec[0]["function"], config), s.trials)
-                     for s, spec in zip(sessions, specs)]
+    remembered = _remembered(memory, sessions)
+    recalled = _recall(memory, remembered, sessions, registry, config) if config.show_memory else [[] for _ in sessions]
+    conversations = [prompts.example_call(memories, s.trials if config.show_memory else [])
+                     for s, memories in zip(sessions, recalled)]
     proposals = policy.chat([c for c in conversations for _ in range(k)], [s for s in specs for _ in range(k)],
                             config.imagine, mode="tool_call")
     counts = [TokenCounts(sum(r.prompt_tokens for r in proposals[i * k:(i + 1) * k]),
                           sum(r.completion_tokens for r in proposals[i * k:(i + 1) * k])) for i in range(len(sessions))]
-    explored = _explored_requests(memory, sessions)
+    explored = _explored_requests(remembered, sessions)
     ran: dict[int, tuple[Message, ...]] = {}
     for i, session in enumerate(sessions):
         candidates = []
@@ -238,12 +251,10 @@ def _imagine_from_calls(policy: Policy, registry: Registry, runner: ToolRunner, 
     return out
 
 
-def _explored_requests(memory: LongTermMemory | None, sessions: list[_Session]) -> dict[str, list[str]]:
+def _explored_requests(remembered: dict[str, list[Memory]], sessions: list[_Session]) -> dict[str, list[str]]:
     """Per tool, what was explored before: every remembered request, and this batch's trials so far."""
-    explored: dict[str, list[str]] = {}
+    explored = {tool: [m.query for m in memories] for tool, memories in remembered.items()}
     for session in sessions:
-        if session.tool not in explored:
-            explored[session.tool] = memory.queries(session.tool) if memory is not None else []
         explored[session.tool] += [query for query, _, _ in session.trials]
     return explored
 
@@ -267,12 +278,15 @@ def _fewer_options(call: ToolCall, registry: Registry, keep: int | None, rng: ra
 
     Zero options is a draw too: most requests need none, and a model trained only on calls that set one
     learns to always set one (an extra non-default argument is a wrong call). A tool with no required
-    arguments keeps at least one, since its options are the request."""
-    required = set(registry.get(call.function.name).spec.parameters.get("required", []))
+    arguments keeps at least one, since its options are the request, and a schema's `minProperties` is kept
+    (add_to_date needs an amount to add)."""
+    parameters = registry.get(call.function.name).spec.parameters
+    required = set(parameters.get("required", []))
     optional = [key for key in call.function.arguments if key not in required]
     if keep is None or not optional:
         return call
-    count = rng.randint(0 if required else 1, min(keep, len(optional)))
+    least = min(max(parameters.get("minProperties", 0) - len(required), 0 if required else 1), len(optional))
+    count = rng.randint(least, max(least, min(keep, len(optional))))
     if count == len(optional):
         return call
     kept = set(rng.sample(optional, count))

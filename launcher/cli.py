@@ -51,7 +51,7 @@ def run(
     if config_path is None:
         fail("give a CONFIG file (e.g. configs/cpu-demo.yaml) or --resume RUN_DIR")
     try:
-        config = load_config(config_path, builtin_registry().rounds())
+        config = load_config(config_path, builtin_registry())
     except ConfigError as error:
         fail(str(error))
     if dry_run:

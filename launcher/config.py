@@ -36,9 +36,13 @@ class ToolsSection(_Strict):
     suite: Literal["builtin"] = "builtin"
     rounds: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     per_round: int | None = Field(None, ge=1)  # the first N tools of each round (all if None)
+    # round → its tools to learn, by name (None: the suite's order); rounds not in `rounds` are not run
+    names: dict[int, list[str]] | None = None
 
     def by_round(self, registry) -> dict[int, list[str]]:
-        """The tools each round explores and is evaluated on, in the registry's order."""
+        """The tools each round explores and is evaluated on: those named, else the round's in the suite's order."""
+        if self.names is not None:
+            return {r: self.names[r][: self.per_round] for r in self.rounds}
         return {r: [tool.name for tool in registry.by_round(r)][: self.per_round] for r in self.rounds}
 
 
@@ -67,6 +71,7 @@ class ExploreSection(_Strict):
     max_optional_arguments: int | None = Field(None, ge=0)  # "call": optional arguments an example call keeps
     request_temperature: float = Field(0.5, ge=0)  # "call": sampling the requests written for a call
     calls_per_session: int = Field(1, ge=1)  # "call": example calls proposed per trial, the most novel that runs kept
+    show_memory: bool = True  # "call": memories in the example-call prompt (a small model echoes them: false)
     max_restarts: int = Field(3, ge=0)
     resources: dict[str, float] = Field(default_factory=dict)  # Ray custom resources, e.g. {"explorer": 1}
     max_new_tokens: int = Field(160, ge=16)
@@ -123,6 +128,9 @@ class ExperimentConfig(_Strict):
     def _possible(self) -> ExperimentConfig:
         if sorted(set(self.tools.rounds)) != self.tools.rounds:
             raise ValueError(f"tools.rounds must be increasing without repeats, got {self.tools.rounds}")
+        unlisted = [r for r in self.tools.rounds if self.tools.names is not None and not self.tools.names.get(r)]
+        if unlisted:
+            raise ValueError(f"tools.names: no tools listed for round {unlisted[0]}")
         if self.learn.publish_every > self.learn.steps_per_round:
             raise ValueError(f"learn.publish_every ({self.learn.publish_every}) exceeds learn.steps_per_round "
                              f"({self.learn.steps_per_round}): explorers would never get new weights")
@@ -131,8 +139,11 @@ class ExperimentConfig(_Strict):
         return self
 
 
-def load_config(path: str | Path, available_rounds: list[int] | None = None) -> ExperimentConfig:
-    """Read and validate; every problem becomes ConfigError with `file: key: message`."""
+def load_config(path: str | Path, registry=None) -> ExperimentConfig:
+    """Read and validate; every problem becomes ConfigError with `file: key: message`.
+
+    With the tool `registry`, also that every round exists and every named tool is one of its round's.
+    """
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -152,9 +163,22 @@ def load_config(path: str | Path, available_rounds: list[int] | None = None) -> 
         message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         raise ConfigError(f"{path}: {key + ': ' if key else ''}{message}{more}") from None
-    if available_rounds is not None:
-        missing = [r for r in config.tools.rounds if r not in available_rounds]
-        if missing:
-            raise ConfigError(f"{path}: tools.rounds: no round {missing[0]} in the suite "
-                              f"(rounds: {', '.join(map(str, available_rounds))})")
+    if registry is not None:
+        _check_tools(path, config.tools, registry)
     return config
+
+
+def _check_tools(path: Path, tools: ToolsSection, registry) -> None:
+    available = registry.rounds()
+    missing = [r for r in tools.rounds if r not in available]
+    if missing:
+        raise ConfigError(f"{path}: tools.rounds: no round {missing[0]} in the suite "
+                          f"(rounds: {', '.join(map(str, available))})")
+    for r, names in (tools.names or {}).items():
+        own = [tool.name for tool in registry.by_round(r)]
+        for name in names:
+            if name not in own:
+                where = f"a round-{registry.get(name).spec.round} tool" if name in registry else "no such tool"
+                raise ConfigError(f"{path}: tools.names.{r}: {name!r} is {where} (round {r}: {', '.join(own)})")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{path}: tools.names.{r}: a tool is listed twice")

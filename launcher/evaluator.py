@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 
 
 class Evaluator:
@@ -29,18 +28,15 @@ class Evaluator:
         return self.policy.version
 
     def evaluate(self, tools: list[str], limit: int) -> dict:
-        """Summary overall and per round/tool, plus per-query records, for the policy's current version."""
+        """`imaginarium eval`'s report for the policy's current version: summary, breakdowns, per-query records."""
         from actors.policy import Sampling
         from evaluation.builtin import evaluate, gold_tasks
         from evaluation.judges import rule_judge
-        from evaluation.metrics import breakdown, summarize
+        from evaluation.report import builtin_report
 
         tasks = gold_tasks(self.registry, self.gold, tools, limit=limit, seed=self.seed)
         records = evaluate(self.policy, self.strategy, tasks, self.runner, rule_judge,
                            Sampling(temperature=0.0, max_new_tokens=self.max_new_tokens, seed=self.seed), batch_size=32)
-        return {
-            "version": self.policy.version,
-            "summary": asdict(summarize(records)),
-            "by_round": {k: asdict(v) for k, v in breakdown(records, "round").items()},
-            "by_tool": {k: asdict(v) for k, v in breakdown(records, "tool").items()},
-        }
+        meta = {"version": self.policy.version, "strategy": self.strategy.name, "seed": self.seed, "limit": limit,
+                "temperature": 0.0, "judge": "rules"}
+        return builtin_report(records, meta)

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from replay.buffer import TableStats
+from toolenv.registry import builtin_registry
 
 METRIC = "correct"  # STE's correctness: the right API with the right arguments
 NO_REPLAY = " no replay"  # suffix of the evaluation labels of the ablation branch (round r trained without replay)
@@ -33,6 +34,19 @@ def learning_matrix(evaluations: dict[str, dict], rounds: list[int]) -> tuple[li
             if str(r) in by_round:
                 matrix[i, j] = by_round[str(r)][METRIC]
     return labels, matrix
+
+
+def _per_tool(evaluations: dict[str, dict], tools: dict[int, list[str]]) -> list[str]:
+    """Correctness per tool and model: which tools were learned, which forgotten (`eval/` holds every query)."""
+    names = [name for r in tools for name in tools[r]]
+    lines = ["Correctness (%) per tool (every query's calls and flags: `eval/<model>.json`):", "",
+             "| model | " + " | ".join(f"`{name}` (r{r})" for r in tools for name in tools[r]) + " |",
+             "| --- | " + " | ".join("---:" for _ in names) + " |"]
+    for label, evaluation in evaluations.items():
+        by_tool = evaluation.get("by_tool", {})
+        cells = " | ".join(f"{by_tool[name][METRIC]:.1f}" if name in by_tool else "–" for name in names)
+        lines.append(f"| {label} | {cells} |")
+    return lines + [""]
 
 
 def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: TableStats, train: TableStats,
@@ -61,6 +75,7 @@ def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: 
                   "| " + " | ".join(latest) + " |",
                   "| " + " | ".join("---:" for _ in latest) + " |",
                   "| " + " | ".join(_cell(v) for v in latest.values()) + " |", ""]
+        lines += _per_tool(evaluations, config.tools.by_round(builtin_registry()))
         _heatmap(labels, matrix, rounds, plots / "learning_matrix.png")
         _correctness([labels[i] for i in lineage], matrix[lineage], rounds, plots / "correctness.png")
         lines += ["![learning and forgetting](plots/learning_matrix.png)", "", "![correctness](plots/correctness.png)", ""]

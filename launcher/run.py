@@ -25,6 +25,8 @@ from launcher.cluster import start_ray
 from launcher.config import ExperimentConfig
 from launcher.evaluator import Evaluator
 from launcher.explore import plan_units, run_units, start_explorers
+from evaluation.report import builtin_markdown
+from evaluation.report import write_report as write_eval_report
 from launcher.report import write_report
 from learner.engine import Batch
 from learner.examples import build_examples, load_tokenizer
@@ -108,7 +110,8 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                         use_long_term_memory=config.explore.use_long_term_memory,
                         imagination=config.explore.imagination, queries_per_call=config.explore.queries_per_call,
                         max_optional_arguments=config.explore.max_optional_arguments,
-                        calls_per_session=config.explore.calls_per_session, seed=config.seed,
+                        calls_per_session=config.explore.calls_per_session, show_memory=config.explore.show_memory,
+                        seed=config.seed,
                         describe=replace(STEConfig().describe, temperature=config.explore.request_temperature),
                         solve=Sampling(temperature=0.4, max_new_tokens=config.explore.max_new_tokens))
         explorer_config = ExplorerConfig(redis_url=url, table=config.buffer.table, model=config.model.path,
@@ -131,9 +134,13 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
             a trained model is scored on what it has learned so far, not yet on tools it has never seen."""
             names = [name for r in config.tools.rounds if upto is None or r <= upto for name in tools[r]]
             console.print(f"[bold]evaluating[/] ({label}) on {len(names)} tools")
-            result = ray.get(evaluator.evaluate.remote(names, config.eval.limit_per_tool))
-            state.evaluations[label] = result
-            metrics.log(event="eval", label=label, version=result["version"], **result["summary"])
+            report = ray.get(evaluator.evaluate.remote(names, config.eval.limit_per_tool))
+            report["meta"] = {"model": label, **report["meta"]}
+            # every query's calls and flags, for reading a failure back or `imaginarium eval compare`
+            write_eval_report(report, builtin_markdown(report), run_dir / "eval", label.replace(" ", "-"))
+            version = report["meta"]["version"]
+            state.evaluations[label] = {"version": version, **{key: report[key] for key in ("summary", "by_round", "by_tool")}}
+            metrics.log(event="eval", label=label, version=version, **report["summary"])
             state.save(run_dir)
 
         if config.eval.baseline and "base" not in state.evaluations:

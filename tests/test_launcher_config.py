@@ -8,14 +8,15 @@ from typer.testing import CliRunner
 
 from launcher.cli import app
 from launcher.config import ConfigError, load_config
+from toolenv.registry import builtin_registry
 
 ROOT = Path(__file__).parent.parent
-ROUNDS = [1, 2, 3, 4]
+REGISTRY = builtin_registry()
 
 
 @pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_preset_validates(preset):
-    config = load_config(preset, ROUNDS)
+    config = load_config(preset, REGISTRY)
     assert config.name and config.tools.rounds
 
 
@@ -37,6 +38,12 @@ MISTAKES = [
     ("- just\n- a list\n", "the top level must be a mapping"),
     ("name: x\nexplore: {actors: 2\n", "not valid YAML"),
     ("name: 'bad name!'\n", "name: String should match pattern"),
+    ("name: x\ntools: {rounds: [1, 2], names: {1: [search_books]}}\n", "tools.names: no tools listed for round 2"),
+    ("name: x\ntools: {rounds: [1], names: {1: [add_to_date]}}\n", "tools.names.1: 'add_to_date' is a round-2 tool"),
+    ("name: x\ntools: {rounds: [1], names: {1: [serch_books]}}\n", "tools.names.1: 'serch_books' is no such tool"),
+    ("name: x\ntools: {rounds: [1], names: {1: [search_books], 3: [get_date_inf]}}\n",
+     "tools.names.3: 'get_date_inf' is no such tool"),
+    ("name: x\ntools: {rounds: [1], names: {1: [search_books, search_books]}}\n", "tools.names.1: a tool is listed twice"),
 ]
 
 
@@ -45,7 +52,7 @@ def test_each_mistake_is_one_line_naming_the_key(tmp_path, text, expected):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
-        load_config(path, ROUNDS)
+        load_config(path, REGISTRY)
     message = str(caught.value)
     assert expected in message and "\n" not in message and message.startswith(str(path))
 
@@ -56,6 +63,6 @@ def test_the_cli_prints_config_errors_on_one_line_and_plans_a_dry_run(tmp_path):
     result = CliRunner().invoke(app, ["run", str(path)])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "learn.lr" in result.stderr
     result = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "cpu-demo.yaml"), "--dry-run"])
-    assert result.exit_code == 0 and "round 1: 3 tools" in result.stdout and "explorers: 2" in result.stdout
+    assert result.exit_code == 0 and "round 1: 2 tools" in result.stdout and "explorers: 2" in result.stdout
     assert CliRunner().invoke(app, ["run", "--resume", str(tmp_path)]).exit_code == 2
     assert CliRunner().invoke(app, ["run", str(tmp_path / "missing.yaml")]).exit_code == 2

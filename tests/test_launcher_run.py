@@ -73,8 +73,16 @@ def test_a_tiny_experiment_survives_a_dead_learner_and_resumes(tmp_path):
     k = killed_state["step"]
     steps = [e["step"] for e in _events(run_dir, "train")]
     assert steps[len(steps) - (6 - k):] == list(range(k + 1, 7))  # the resumed run went on from the checkpoint
+    from evaluation.report import load_records
+
+    for label, evaluation in state["evaluations"].items():  # every query of every evaluation, readable back
+        records = load_records(run_dir / "eval" / f"{label.replace(' ', '-')}.json")
+        assert len(records) == evaluation["summary"]["n"] and {r.tool for r in records} == set(evaluation["by_tool"])
+    assert set(state["evaluations"]["base"]["by_tool"]) == {  # the tools the config names, not the suite's first
+        "convert_currency", "calculate_date_difference", "add_to_date", "get_title_details"}
     report = (run_dir / "report.md").read_text()
     assert "| base (v0) |" in report and "plots/learning_matrix.png" in report
+    assert "`convert_currency` (r1)" in report and "| round 1 | " in report  # the per-tool table
     assert "| round 2, with replay |" in report and "| round 2, without replay |" in report
     for plot in ("learning_matrix", "correctness", "buffer_composition", "loss", "version_lag", "replay"):
         assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 1000

@@ -235,6 +235,29 @@ def test_of_several_example_calls_the_one_with_values_not_explored_yet_is_kept(m
     assert all(b.failed == 0 for b in batches)
 
 
+def test_memory_can_steer_by_selection_alone_without_being_shown(memory):
+    """A small model echoes the memories it is shown; with show_memory off, the example-call prompt holds
+    neither memory, and long-term memory still steers which proposal is kept."""
+    memory.add("get_city_info", [("How many people live in Tokyo?", True)])
+    proposals = iter(["Tokyo", "Lima", "Tokyo", "Lima", "Oslo", "Tokyo"])
+    prompts_seen = []
+
+    def respond(conversation, tools, mode, position):
+        if mode == "tool_call" and "realistic example values" in conversation[-1].content:
+            prompts_seen.append(conversation[-1].content)
+            return call("get_city_info", city=next(proposals))
+        if mode == "json":
+            city = conversation[-1].content.split('"')[1]
+            return text({"query": f"How many people live in {city}?"})
+        return finish(f"{json.loads(conversation[-1].content)['population']}")
+
+    shown = STEConfig(trials_per_session=2, imagination="call", calls_per_session=3, queries_per_call=1, show_memory=False)
+    batches = list(explore(ScriptedPolicy(respond), REGISTRY, RUNNER, ["get_city_info"], shown, memory))
+    assert [e.query for b in batches for e in b.episodes] == ["How many people live in Lima?",
+                                                              "How many people live in Oslo?"]
+    assert prompts_seen and not any("Tokyo" in p or "Lima" in p or "Earlier" in p for p in prompts_seen)
+
+
 def test_an_example_call_keeps_its_required_arguments_and_a_few_options():
     from actors.ste import _fewer_options
 
@@ -250,6 +273,9 @@ def test_an_example_call_keeps_its_required_arguments_and_a_few_options():
     assert drawn == {3, 4}  # no option or one: most requests need none
     assert all(len(_fewer_options(padded, REGISTRY, 2, random.Random(seed)).function.arguments) in (1, 2)
                for seed in range(20))  # a tool without required arguments keeps at least one option
+    shift = call("add_to_date", date="2024-01-31", years=1, months=1, weeks=1, days=1).tool_calls[0]
+    assert {len(_fewer_options(shift, REGISTRY, 1, random.Random(seed)).function.arguments) for seed in range(20)} == {2}
+    assert not RUNNER.call("add_to_date", {"date": "2024-01-31"}).ok  # minProperties: adding nothing is no request
     # the few-shot examples use tools that exist in no suite, so they cannot leak into evaluation
     assert not any(name in REGISTRY for name, _, _ in __import__("actors.prompts", fromlist=["x"]).QUERY_FROM_CALL_SHOTS)
 

@@ -85,6 +85,11 @@ def _describe(tool_name: str, error: ValidationError) -> str:
     if error.validator == "required" and not error.path:
         missing = next(name for name in error.validator_value if name not in error.instance)
         return f"{tool_name}: missing required argument {missing!r}"
+    if error.validator == "minProperties" and not error.path:
+        required = error.schema.get("required", [])
+        options = [name for name in error.schema.get("properties", {}) if name not in required]
+        need = error.validator_value - len(required)
+        return f"{tool_name}: give at least {need} of {', '.join(map(repr, options))} besides the required arguments"
     where = ".".join(str(part) for part in error.path)
     subject = f"argument {where!r}" if where else "arguments"
     if error.validator == "enum":

@@ -176,7 +176,7 @@ TOOLS = [
             "months": {"type": "integer", "default": 0, "description": "Months to add (negative to subtract)."},
             "weeks": {"type": "integer", "default": 0, "description": "Weeks to add (negative to subtract)."},
             "days": {"type": "integer", "default": 0, "description": "Days to add (negative to subtract)."},
-        }, "required": ["date"]},
+        }, "required": ["date"], "minProperties": 2},  # the date and at least one amount: adding nothing is no request
         returns="{start_date, result_date, weekday, clipped_to_month_end}",
         examples=({"arguments": {"date": "2021-03-31", "months": 1}}, {"arguments": {"date": "2020-07-01", "days": -45}}),
     ), add_to_date),
