@@ -191,7 +191,8 @@ def _remembered(memory: LongTermMemory | None, sessions: list[_Session]) -> dict
 def _imagine_from_docs(policy: Policy, registry: Registry, sessions: list[_Session], config: STEConfig,
                        memory: LongTermMemory | None) -> list[Imagined]:
     """STE's imagination: one query per session from the tool's documentation and both memories."""
-    recalled = _recall(memory, _remembered(memory, sessions), sessions, registry, config)
+    remembered = _remembered(memory if config.use_long_term_memory else None, sessions)
+    recalled = _recall(memory, remembered, sessions, registry, config)
     conversations = [prompts.imagination(registry.get(s.tool).spec.openai()["function"], memories, s.trials)
                      for s, memories in zip(sessions, recalled)]
     replies = policy.chat(conversations, [[] for _ in sessions], config.imagine, mode="json", json_schema=prompts.QUERY_SCHEMA)

@@ -177,7 +177,7 @@ def _cell(value) -> str:
 def _heatmap(labels: list[str], matrix: np.ndarray, rounds: list[int], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(rounds), 1.0 + 0.55 * len(labels)))
     image = ax.imshow(matrix, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(rounds)), [f"round {r} tools" for r in rounds])
+    ax.set_xticks(range(len(rounds)), [f"round {r}\ntools" for r in rounds])
     ax.set_yticks(range(len(labels)), [f"after {label}" if label != "base" else "base model" for label in labels])
     for (i, j), value in np.ndenumerate(matrix):
         if not np.isnan(value):
