@@ -27,6 +27,8 @@ from replay.episode import Episode, FunctionCall, Message, Reflection, TokenCoun
 from toolenv.registry import Registry
 from toolenv.runner import ToolRunner
 
+_NO_DEFAULT = object()
+
 
 @dataclass(frozen=True)
 class STEConfig:
@@ -275,23 +277,24 @@ def _stated_values(call: FunctionCall, registry: Registry) -> list:
 
 
 def _fewer_options(call: ToolCall, registry: Registry, keep: int | None, rng: random.Random) -> ToolCall:
-    """The call with its required arguments and a random few (at most `keep`) of its optional ones.
+    """The call with its required arguments and a random few (at most `keep`; None: all) of its optional ones.
 
     Zero options is a draw too: most requests need none, and a model trained only on calls that set one
     learns to always set one (an extra non-default argument is a wrong call). A tool with no required
     arguments keeps at least one, since its options are the request, and a schema's `minProperties` is kept
-    (add_to_date needs an amount to add)."""
+    (add_to_date needs an amount to add). An option set to its default states nothing and is dropped: a
+    model that pads `years: 0` into every call would otherwise learn to add nothing."""
     parameters = registry.get(call.function.name).spec.parameters
     required = set(parameters.get("required", []))
-    optional = [key for key in call.function.arguments if key not in required]
-    if keep is None or not optional:
-        return call
+    properties = parameters.get("properties", {})
+    optional = [key for key, value in call.function.arguments.items()
+                if key not in required and properties.get(key, {}).get("default", _NO_DEFAULT) != value]
     least = min(max(parameters.get("minProperties", 0) - len(required), 0 if required else 1), len(optional))
-    count = rng.randint(least, max(least, min(keep, len(optional))))
-    if count == len(optional):
-        return call
+    count = len(optional) if keep is None else rng.randint(least, max(least, min(keep, len(optional))))
     kept = set(rng.sample(optional, count))
     arguments = {key: value for key, value in call.function.arguments.items() if key in required or key in kept}
+    if arguments == call.function.arguments:
+        return call
     return replace(call, function=replace(call.function, arguments=arguments))
 
 

@@ -276,6 +276,11 @@ def test_an_example_call_keeps_its_required_arguments_and_a_few_options():
     shift = call("add_to_date", date="2024-01-31", years=1, months=1, weeks=1, days=1).tool_calls[0]
     assert {len(_fewer_options(shift, REGISTRY, 1, random.Random(seed)).function.arguments) for seed in range(20)} == {2}
     assert not RUNNER.call("add_to_date", {"date": "2024-01-31"}).ok  # minProperties: adding nothing is no request
+    padded_zero = call("add_to_date", date="2024-01-31", years=0, days=5).tool_calls[0]  # years: 0 adds nothing
+    assert all(_fewer_options(padded_zero, REGISTRY, 1, random.Random(seed)).function.arguments
+               == {"date": "2024-01-31", "days": 5} for seed in range(10))
+    nothing = call("add_to_date", date="2024-01-31", years=0).tool_calls[0]
+    assert _fewer_options(nothing, REGISTRY, None, random.Random(0)).function.arguments == {"date": "2024-01-31"}
     # the few-shot examples use tools that exist in no suite, so they cannot leak into evaluation
     assert not any(name in REGISTRY for name, _, _ in __import__("actors.prompts", fromlist=["x"]).QUERY_FROM_CALL_SHOTS)
 
