@@ -94,13 +94,16 @@ class ExploitSection(_Strict):
 
 class LearnSection(LearnerConfig):
     steps_per_round: int = Field(40, ge=1)
+    # at most this many passes over a round's new episodes (None: always steps_per_round): a round that kept
+    # one episode is not trained on it steps_per_round × batch times
+    max_epochs: float | None = Field(None, gt=0)
     max_tokens: int = Field(1024, ge=128)  # per training example (never cuts a tool call)
     # from round 2 on, also train round r from the end of round r-1 without replay, and evaluate that branch:
     # the learning matrix with and without replay, side by side (costs one more training and evaluation per round)
     compare_no_replay: bool = False
 
     def learner_config(self) -> LearnerConfig:
-        return LearnerConfig(**self.model_dump(exclude={"steps_per_round", "max_tokens", "compare_no_replay"}))
+        return LearnerConfig(**self.model_dump(exclude={"steps_per_round", "max_epochs", "max_tokens", "compare_no_replay"}))
 
 
 class EvalSection(_Strict):

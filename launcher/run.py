@@ -8,6 +8,7 @@ recorded in `state.json` after each phase, so `--resume` continues where the run
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,12 +22,12 @@ from actors.model import model_folder
 from actors.policy import Sampling
 from actors.search import Budget
 from actors.ste import STEConfig
-from launcher.cluster import start_ray
-from launcher.config import ExperimentConfig
-from launcher.evaluator import Evaluator
-from launcher.explore import plan_units, run_units, start_explorers
 from evaluation.report import builtin_markdown
 from evaluation.report import write_report as write_eval_report
+from launcher.cluster import start_ray
+from launcher.config import ExperimentConfig, LearnSection
+from launcher.evaluator import Evaluator
+from launcher.explore import plan_units, run_units, start_explorers
 from launcher.report import write_report
 from learner.engine import Batch
 from learner.examples import build_examples, load_tokenizer
@@ -201,7 +202,9 @@ def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: Lear
         metrics.log(event="learn_skipped", round=r)
         return
     start = state.step
-    for local_step in range(state.round_steps.get(str(r), 0), learn.steps_per_round):
+    steps = round_steps(learn, len(buffer.ids(table, Filters(round=r))),
+                        learn.replay_fraction if r != config.tools.rounds[0] else 0.0)
+    for local_step in range(state.round_steps.get(str(r), 0), steps):
         try:
             drawn = draw_batch(config, r, learn.replay_fraction, state.version, buffer, table, tokenizer)
         except (RateLimitTimeout, BufferError) as error:
@@ -219,7 +222,7 @@ def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: Lear
         metrics.log(event="train", round=r, step=state.step, loss=loss, examples=drawn.examples,
                     tokens=batch.label_count, replayed=replayed, skipped=drawn.skipped,
                     version_lag=[state.version - e.policy_version for e in episodes])
-        if state.step % learn.publish_every == 0 or local_step == learn.steps_per_round - 1:
+        if state.step % learn.publish_every == 0 or local_step == steps - 1:
             state.version += 1
             started = time.perf_counter()
             publish(state.version, learner.state_dict_ref(), policies)
@@ -228,6 +231,15 @@ def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: Lear
             _checkpoint(learner, state, run_dir, r)
     _checkpoint(learner, state, run_dir, r)
     console.print(f"round {r}: trained to step {state.step}, policy version {state.version} (from step {start})")
+
+
+def round_steps(learn: LearnSection, new_episodes: int, replay_fraction: float) -> int:
+    """`steps_per_round`, or fewer where that would pass over the round's new episodes more than `max_epochs`
+    times (a batch holds micro_batch × ranks × grad_accum episodes, `replay_fraction` of them replayed)."""
+    if learn.max_epochs is None:
+        return learn.steps_per_round
+    new_per_step = max(1.0, learn.micro_batch * learn.ranks * learn.grad_accum * (1 - replay_fraction))
+    return max(1, min(learn.steps_per_round, math.ceil(learn.max_epochs * new_episodes / new_per_step)))
 
 
 @dataclass
@@ -266,7 +278,7 @@ def learn_without_replay(config: ExperimentConfig, r: int, previous: str, state:
     checkpointed: the run itself goes on from the replay lineage's checkpoint.
     """
     learner.load_checkpoint(run_dir / "checkpoints", previous)
-    for step in range(config.learn.steps_per_round):
+    for step in range(round_steps(config.learn, len(buffer.ids(table, Filters(round=r))), 0.0)):
         try:
             drawn = draw_batch(config, r, 0.0, state.version, buffer, table, tokenizer)
         except (RateLimitTimeout, BufferError) as error:

@@ -66,3 +66,14 @@ def test_the_cli_prints_config_errors_on_one_line_and_plans_a_dry_run(tmp_path):
     assert result.exit_code == 0 and "round 1: 2 tools" in result.stdout and "explorers: 2" in result.stdout
     assert CliRunner().invoke(app, ["run", "--resume", str(tmp_path)]).exit_code == 2
     assert CliRunner().invoke(app, ["run", str(tmp_path / "missing.yaml")]).exit_code == 2
+
+
+def test_a_round_with_few_new_episodes_is_trained_for_fewer_steps():
+    from launcher.config import LearnSection
+    from launcher.run import round_steps
+
+    capped = LearnSection(micro_batch=4, steps_per_round=8, max_epochs=3)
+    assert round_steps(capped, 11, 0.0) == 8  # 3 passes over 11 episodes need 9 steps of 4: the round's 8 stay
+    assert round_steps(capped, 1, 0.25) == 1  # one episode, 3 new per step: once, not 24 times
+    assert round_steps(capped, 4, 0.25) == 4 and round_steps(capped, 0, 0.25) == 1
+    assert round_steps(LearnSection(micro_batch=4, steps_per_round=8), 1, 0.25) == 8  # no cap: as configured

@@ -275,7 +275,8 @@ def test_an_example_call_keeps_its_required_arguments_and_a_few_options():
                for seed in range(20))  # a tool without required arguments keeps at least one option
     shift = call("add_to_date", date="2024-01-31", years=1, months=1, weeks=1, days=1).tool_calls[0]
     assert {len(_fewer_options(shift, REGISTRY, 1, random.Random(seed)).function.arguments) for seed in range(20)} == {2}
-    assert not RUNNER.call("add_to_date", {"date": "2024-01-31"}).ok  # minProperties: adding nothing is no request
+    refused = RUNNER.call("add_to_date", {"date": "2024-01-31"})  # minProperties: adding nothing is no request
+    assert not refused.ok and "give at least 1 of 'years', 'months', 'weeks', 'days' as well as 'date'" in refused.content(300)
     padded_zero = call("add_to_date", date="2024-01-31", years=0, days=5).tool_calls[0]  # years: 0 adds nothing
     assert all(_fewer_options(padded_zero, REGISTRY, 1, random.Random(seed)).function.arguments
                == {"date": "2024-01-31", "days": 5} for seed in range(10))

@@ -89,7 +89,8 @@ def _describe(tool_name: str, error: ValidationError) -> str:
         required = error.schema.get("required", [])
         options = [name for name in error.schema.get("properties", {}) if name not in required]
         need = error.validator_value - len(required)
-        return f"{tool_name}: give at least {need} of {', '.join(map(repr, options))} besides the required arguments"
+        also = f" as well as {', '.join(map(repr, required))}" if required else ""
+        return f"{tool_name}: give at least {need} of {', '.join(map(repr, options))}{also}"
     where = ".".join(str(part) for part in error.path)
     subject = f"argument {where!r}" if where else "arguments"
     if error.validator == "enum":
