@@ -45,7 +45,7 @@ class STEConfig:
     # description's examples), so long-term memory widens exploration by selection instead of by instruction
     calls_per_session: int = 1
     # "call" mode: show long- and short-term memory in the example-call prompt. A 135M model echoes what it is
-    # shown (Paris in memory: 21 of 21 proposals are Paris; none shown: Paris, London, Mumbai; see
+    # shown (a Lyon request in memory: 13 of 13 proposals that ran are Lyon; none shown: 4 cities; see
     # benchmarks/memory_echo.py), so for it memory widens exploration only through the selection above
     show_memory: bool = True
     # "call" mode: optional arguments an example call keeps (a random few of those the model gave; None: all),
