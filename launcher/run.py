@@ -195,7 +195,7 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
 
 def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: LearnerGroup, buffer: ReplayBuffer,
                 table: str, tokenizer, policies: list, metrics: Metrics, run_dir: Path, console: Console) -> None:
-    """`steps_per_round` optimizer steps on batches with STE's replay mix; publish and checkpoint as configured."""
+    """`round_steps` optimizer steps on batches with STE's replay mix; publish and checkpoint as configured."""
     learn = config.learn
     if buffer.stats(table).size == 0:
         console.print(f"round {r}: [yellow]nothing kept to learn from yet; skipping training[/]")
