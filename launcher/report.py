@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from replay.buffer import TableStats
-from toolenv.registry import builtin_registry
 
 METRIC = "correct"  # STE's correctness: the right API with the right arguments
 NO_REPLAY = " no replay"  # suffix of the evaluation labels of the ablation branch (round r trained without replay)
@@ -49,8 +48,8 @@ def _per_tool(evaluations: dict[str, dict], tools: dict[int, list[str]]) -> list
     return lines + [""]
 
 
-def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: TableStats, train: TableStats,
-                 metrics_path: Path) -> Path:
+def write_report(run_dir: Path, config, tools: dict[int, list[str]], evaluations: dict[str, dict],
+                 explored: TableStats, train: TableStats, metrics_path: Path) -> Path:
     rounds = config.tools.rounds
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
@@ -75,7 +74,7 @@ def write_report(run_dir: Path, config, evaluations: dict[str, dict], explored: 
                   "| " + " | ".join(latest) + " |",
                   "| " + " | ".join("---:" for _ in latest) + " |",
                   "| " + " | ".join(_cell(v) for v in latest.values()) + " |", ""]
-        lines += _per_tool(evaluations, config.tools.by_round(builtin_registry()))
+        lines += _per_tool(evaluations, tools)
         _heatmap(labels, matrix, rounds, plots / "learning_matrix.png")
         _correctness([labels[i] for i in lineage], matrix[lineage], rounds, plots / "correctness.png")
         lines += ["![learning and forgetting](plots/learning_matrix.png)", "", "![correctness](plots/correctness.png)", ""]

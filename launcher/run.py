@@ -180,12 +180,12 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                 learner.load_checkpoint(run_dir / "checkpoints", state.checkpoint)  # back to the replay lineage
                 publish(state.version, learner.state_dict_ref(), [evaluator])
                 state.mark(r, "no_replay", run_dir)
-            write_report(run_dir, config, state.evaluations, buffer.stats(config.buffer.table),
+            write_report(run_dir, config, tools, state.evaluations, buffer.stats(config.buffer.table),
                          buffer.stats(train_table), run_dir / "metrics.jsonl")
         final = run_dir / "model"  # the last round's export, under a name that does not change
         if not final.exists() and (run_dir / "models" / f"round-{config.tools.rounds[-1]}").is_dir():
             final.symlink_to(Path("models") / f"round-{config.tools.rounds[-1]}")
-        report = write_report(run_dir, config, state.evaluations, buffer.stats(config.buffer.table),
+        report = write_report(run_dir, config, tools, state.evaluations, buffer.stats(config.buffer.table),
                               buffer.stats(train_table), run_dir / "metrics.jsonl")
         learner.shutdown()
         for actor in policies:
@@ -197,12 +197,13 @@ def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: Lear
                 table: str, tokenizer, policies: list, metrics: Metrics, run_dir: Path, console: Console) -> None:
     """`round_steps` optimizer steps on batches with STE's replay mix; publish and checkpoint as configured."""
     learn = config.learn
-    if buffer.stats(table).size == 0:
+    stats = buffer.stats(table)
+    if stats.size == 0:
         console.print(f"round {r}: [yellow]nothing kept to learn from yet; skipping training[/]")
         metrics.log(event="learn_skipped", round=r)
         return
     start = state.step
-    steps = round_steps(learn, len(buffer.ids(table, Filters(round=r))),
+    steps = round_steps(learn, stats.by_index.get(f"round={r}", 0),
                         learn.replay_fraction if r != config.tools.rounds[0] else 0.0)
     for local_step in range(state.round_steps.get(str(r), 0), steps):
         try:
@@ -278,7 +279,7 @@ def learn_without_replay(config: ExperimentConfig, r: int, previous: str, state:
     checkpointed: the run itself goes on from the replay lineage's checkpoint.
     """
     learner.load_checkpoint(run_dir / "checkpoints", previous)
-    for step in range(round_steps(config.learn, len(buffer.ids(table, Filters(round=r))), 0.0)):
+    for step in range(round_steps(config.learn, buffer.stats(table).by_index.get(f"round={r}", 0), 0.0)):
         try:
             drawn = draw_batch(config, r, 0.0, state.version, buffer, table, tokenizer)
         except (RateLimitTimeout, BufferError) as error:
