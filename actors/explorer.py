@@ -1,18 +1,26 @@
 """Explorer actors: a policy, the tools, the long-term memory and a buffer client in one Ray actor.
 
-The launcher creates them (`ray.remote(Explorer).options(max_restarts=...)`), hands them units of
-work (a list of tools, one STE session each), and sends new weights with `load_weights` between
-units. Episodes are pushed after every trial, so a crash loses at most the trial in flight; the
-push blocks while the buffer's rate limiter holds explorers back (backpressure, bounded memory).
+The launcher creates them (`ray.remote(Explorer).options(max_restarts=..., max_concurrency=...)`) and
+drives them in one of two ways:
+- rounds: it hands them units of work (a list of tools, one STE session each) and sends new weights
+  with `load_weights` between units;
+- continual: `stream` explores a round's tools until `stop`, selecting each trial's episodes for the
+  train table as they arrive; weights sent meanwhile wait until the trial in flight is done, so an
+  episode never mixes two versions. The train table's rate limiter holds the push back (backpressure).
+Episodes are pushed after every trial, so a crash loses at most the trial in flight.
 """
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from actors.exploit import rejection
 from actors.search import DFSDT, Budget, ReAct, Strategy
 from actors.ste import STEConfig, explore
+from replay.buffer import RateLimitTimeout
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,36 @@ class ExplorerConfig:
     tool_timeout_s: float = 5.0
     push_timeout_s: float | None = None  # None: wait on the rate limiter as long as it takes
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class StreamSelection:
+    """The exploitation filter's settings, as `stream` applies them to each trial's episodes."""
+
+    filtered: bool = True  # False: every episode is kept (the ablation "no exploitation filter")
+    duplicate_threshold: float = 0.92
+    keep_calls_without_answer: bool = False
+    max_per_call: int | None = None
+
+
+class HeldEpisodes:
+    """The train table's episodes of some tools, read incrementally: what a new episode is a near-duplicate of."""
+
+    def __init__(self, buffer, table: str, tools: list[str]):
+        self.buffer, self.table, self.tools = buffer, table, tools
+        self.episodes: dict = {}  # id → Episode
+
+    def refresh(self) -> list:
+        from replay.buffer import BufferError, Filters
+
+        for tool in self.tools:
+            for episode_id in self.buffer.ids(self.table, Filters(tool=tool)):
+                if episode_id not in self.episodes:
+                    try:
+                        self.episodes[episode_id] = self.buffer.get(self.table, episode_id)
+                    except BufferError:  # evicted since it was listed
+                        continue
+        return list(self.episodes.values())
 
 
 def make_strategy(name: str, budget: Budget) -> Strategy:
@@ -71,6 +109,12 @@ class Explorer:
         self.buffer = ReplayBuffer(config.redis_url, seed=config.seed)
         self.memory = LongTermMemory(self.buffer.redis, default_embedder())
         self.strategy = make_strategy(config.strategy, config.budget)
+        # continual mode: `load_weights` and `stop` arrive on other threads while `stream` runs
+        self._weights_lock = threading.Lock()
+        self._streaming = False
+        self._pending: tuple[int, dict] | None = None
+        self._stop = threading.Event()
+        self._progress: Counter = Counter()
 
     def explore(self, tools: list[str]) -> dict[str, int]:
         """One STE session per tool; returns counts for the progress display."""
@@ -86,6 +130,73 @@ class Explorer:
             counts["kept"] += sum(rejection(e) is None for e in batch.episodes)
             counts["solved"] += sum(e.outcome.label == "solved" for e in batch.episodes)
         return counts
+
+    def stream(self, round: int, tools: list[str], train_table: str, selection: StreamSelection,
+               sessions_per_call: int) -> dict[str, float]:
+        """Continual mode: STE sessions over `tools`, round-robin, until `stop()`; every trial's episodes go to
+        the explore table, and those the exploitation filter keeps to `train_table`, under its rate limiter.
+
+        Returns the counters of `progress()`, final.
+        """
+        from actors.embeddings import default_embedder
+        from actors.exploit import select
+
+        self._stop.clear()
+        self._progress = Counter(started=time.time())
+        held = HeldEpisodes(self.buffer, train_table, tools)
+        embedder = default_embedder() if selection.filtered else None
+        with self._weights_lock:
+            self._streaming = True
+        try:
+            next_tool = 0
+            while not self._stop.is_set():
+                unit = [tools[(next_tool + i) % len(tools)] for i in range(sessions_per_call)]
+                next_tool += sessions_per_call
+                for batch in explore(self.policy, self.registry, self.runner, unit, self.config.ste, self.memory,
+                                     self.strategy, actor=self.name):
+                    self._progress["failed"] += batch.failed
+                    if batch.episodes:
+                        kept = select(batch.episodes, embedder, selection.duplicate_threshold,
+                                      selection.keep_calls_without_answer, selection.max_per_call,
+                                      held=held.refresh()).kept if selection.filtered else batch.episodes
+                        self._push(batch.episodes, train_table, kept)
+                    self._take_pending_weights()  # between trials: the next episode runs on the new version
+                    if self._stop.is_set():
+                        break
+        finally:
+            with self._weights_lock:
+                self._streaming = False
+            self._take_pending_weights()
+        return self.progress()
+
+    def _push(self, episodes: list, train_table: str, kept: list) -> None:
+        """Every episode into the explore table (the record of what was tried, never rate-limited), the kept ones
+        into the train table: a held-back insert is retried until it goes in or the stream is stopped, and then
+        it goes in regardless, so nothing kept is lost."""
+        self._progress["episodes"] += self.buffer.insert(self.config.table, episodes, ignore_rate_limiter=True).inserted
+        self._progress["solved"] += sum(e.outcome.label == "solved" for e in episodes)
+        self._progress["tokens"] += sum(e.tokens.prompt + e.tokens.completion for e in episodes)
+        waiting = time.perf_counter()
+        while kept:
+            try:
+                self._progress["kept"] += self.buffer.insert(train_table, kept, timeout=0.5).inserted
+                kept = []
+            except RateLimitTimeout:
+                if self._stop.is_set():
+                    self._progress["kept"] += self.buffer.insert(train_table, kept, ignore_rate_limiter=True).inserted
+                    kept = []
+        self._progress["waited_s"] += time.perf_counter() - waiting
+
+    def stop(self) -> None:
+        """End `stream` after the trial in flight (its episodes are pushed first)."""
+        self._stop.set()
+
+    def progress(self) -> dict[str, float]:
+        """Counters of the current or last stream: episodes, kept, solved, failed, tokens, waited_s, wall_s."""
+        counters = dict(self._progress)
+        counters["wall_s"] = time.time() - counters.pop("started", time.time())
+        counters["version"] = self.policy.version
+        return counters
 
     def exploit(self, round: int, target_table: str, duplicate_threshold: float, paraphrases: bool,
                 filtered: bool = True, calls_only: bool = False, max_per_call: int | None = None) -> dict[str, int]:
@@ -112,9 +223,20 @@ class Explorer:
                 "inserted": result.inserted, **{f"dropped: {k}": v for k, v in selection.dropped.items()}}
 
     def load_weights(self, version: int, state_dict: dict) -> int:
-        """Take policy version `version`; called between units, so an episode never mixes two versions."""
-        self.policy.load_weights(version, state_dict)
-        return self.policy.version
+        """Take policy version `version`: at once between units, or, while streaming, after the trial in flight
+        (the stream applies it), so an episode never mixes two versions. Returns the version now announced."""
+        with self._weights_lock:
+            if not self._streaming:
+                self.policy.load_weights(version, state_dict)
+                return version
+            self._pending = (version, state_dict)
+            return version
+
+    def _take_pending_weights(self) -> None:
+        with self._weights_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self.policy.load_weights(*pending)
 
     def version(self) -> int:
         return self.policy.version

@@ -78,9 +78,14 @@ class ExploreSection(_Strict):
 
 
 class BufferSection(_Strict):
-    table: str = Field("explore", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    table: str = Field("explore", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # every explored episode; `<table>-train`: kept
     max_size: int = Field(100_000, ge=1)
+    # guards `<table>-train`, the table the learner samples (the explore table is a record, never rate-limited)
     rate_limiter: RateLimiter = Field(default_factory=RateLimiter)
+
+    @property
+    def train_table(self) -> str:
+        return f"{self.table}-train"
 
 
 class ExploitSection(_Strict):
@@ -117,6 +122,9 @@ class EvalSection(_Strict):
 class ExperimentConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     seed: int = 0
+    # rounds: per round explore → exploit → learn → evaluate, one after another (STE's protocol);
+    # continual: explorers, the exploitation filter and the learner run at once under the train table's limiter
+    schedule: Literal["rounds", "continual"] = "rounds"
     redis: RedisSection = Field(default_factory=RedisSection)
     ray: RaySection = Field(default_factory=RaySection)
     model: ModelSection = Field(default_factory=ModelSection)
@@ -139,6 +147,17 @@ class ExperimentConfig(_Strict):
                              f"({self.learn.steps_per_round}): explorers would never get new weights")
         if self.learn.gpus_per_rank == 0 and self.learn.ranks * self.learn.threads > 64:
             raise ValueError("learn.ranks × learn.threads over 64 CPU threads: set learn.gpus_per_rank for GPU ranks")
+        limiter, batch = self.buffer.rate_limiter, self.learn.batch_size
+        if limiter.kind == "sample_to_insert_ratio" and self.schedule == "rounds":
+            raise ValueError("buffer.rate_limiter: sample_to_insert_ratio needs schedule: continual (in rounds the "
+                             "learner samples after exploring has ended, so no insert could release it)")
+        if limiter.kind == "min_size" and self.schedule == "continual":
+            raise ValueError("buffer.rate_limiter: schedule continual needs kind sample_to_insert_ratio (under min_size "
+                             "the learner would spend its round's steps on the first episodes to arrive)")
+        if limiter.kind == "sample_to_insert_ratio" and 2 * limiter.error_buffer < batch:
+            raise ValueError(f"buffer.rate_limiter.error_buffer: {limiter.error_buffer} lets the learner run at most "
+                             f"{2 * limiter.error_buffer:g} samples ahead, less than one batch of {batch} "
+                             "(learn.micro_batch × ranks × grad_accum): both sides would wait forever")
         return self
 
 
@@ -168,7 +187,18 @@ def load_config(path: str | Path, registry=None) -> ExperimentConfig:
         raise ConfigError(f"{path}: {key + ': ' if key else ''}{message}{more}") from None
     if registry is not None:
         _check_tools(path, config.tools, registry)
+        _check_limiter_reachable(path, config, registry)
     return config
+
+
+def _check_limiter_reachable(path: Path, config: ExperimentConfig, registry) -> None:
+    """The learner's first sample waits for `min_size_to_sample` kept episodes: refused if round one explores fewer."""
+    first = config.tools.rounds[0]
+    explored = config.explore.episodes_per_tool * len(config.tools.by_round(registry)[first])
+    need = config.buffer.rate_limiter.min_size_to_sample
+    if need > explored:
+        raise ConfigError(f"{path}: buffer.rate_limiter.min_size_to_sample: {need} exceeds the {explored} episodes "
+                          f"round {first} explores (explore.episodes_per_tool × its tools): the learner could never start")
 
 
 def _check_tools(path: Path, tools: ToolsSection, registry) -> None:

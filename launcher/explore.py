@@ -12,10 +12,14 @@ from actors.explorer import Explorer, ExplorerConfig
 
 def start_explorers(config: ExplorerConfig, count: int, max_restarts: int = 3, num_cpus: float = 1.0,
                     resources: dict | None = None) -> list:
-    """N explorer actors; Ray restarts a dead one (`max_restarts`), the driver resubmits its unit."""
+    """N explorer actors; Ray restarts a dead one (`max_restarts`), the driver resubmits its unit or stream.
+
+    Threaded (`max_concurrency`): in continual mode `load_weights`, `stop` and `progress` arrive while `stream` runs.
+    """
     import ray
 
-    remote = ray.remote(Explorer).options(max_restarts=max_restarts, num_cpus=num_cpus, resources=resources or {})
+    remote = ray.remote(Explorer).options(max_restarts=max_restarts, num_cpus=num_cpus, resources=resources or {},
+                                          max_concurrency=4)
     return [remote.remote(replace(config, seed=config.seed + i), f"explorer-{i}") for i in range(count)]
 
 

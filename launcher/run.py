@@ -1,9 +1,13 @@
-"""`imaginarium run CONFIG`: the continual tool-learning experiment, round after round.
+"""`imaginarium run CONFIG`: the continual tool-learning experiment, round after round, in one of two schedules.
 
-For each round r: explore round r's tools with the current policy → exploit (filter, paraphrase)
-into the training table → learn with STE's replay of earlier rounds, publishing weights to the
-explorers every `publish_every` steps → evaluate on the gold sets of rounds up to r. What is done is
-recorded in `state.json` after each phase, so `--resume` continues where the run stopped.
+- `Rounds` (STE's protocol): per round r, explore round r's tools → exploit (filter, paraphrase) into the
+  train table → learn with STE's replay of earlier rounds → evaluate on the gold sets of rounds up to r.
+- `Continual` (the actor–learner system): per round, explorers stream trials, each trial's kept episodes
+  go to the train table as they arrive, and the learner trains from it meanwhile, under the table's rate
+  limiter, publishing weights every `publish_every` steps; the round's evaluation runs on its own actor
+  while the next round explores.
+Both train through `learner.data.train_loop`. What is done is recorded in `state.json` (after each phase,
+and with every checkpoint), so `--resume` continues where the run stopped, mid-round included.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import ray
 import yaml
 from rich.console import Console
 
-from actors.explorer import ExplorerConfig
+from actors.explorer import ExplorerConfig, StreamSelection
 from actors.model import model_folder
 from actors.policy import Sampling
 from actors.search import Budget
@@ -29,13 +33,11 @@ from launcher.config import ExperimentConfig, LearnSection
 from launcher.evaluator import Evaluator
 from launcher.explore import plan_units, run_units, start_explorers
 from launcher.report import write_report
-from learner.engine import Batch
-from learner.examples import build_examples, load_tokenizer
+from learner.data import StepRecord, draw_batch, train_loop
+from learner.examples import load_tokenizer
 from learner.group import LearnerGroup
-from learner.packing import first_fit_decreasing, packed_batch, padded_batch
-from learner.publish import apply_staleness, publish
-from replay.buffer import BufferError, Filters, RateLimitTimeout, ReplayBuffer, RoundMix
-from replay.episode import Episode
+from learner.publish import publish
+from replay.buffer import Filters, ReplayBuffer, RoundMix
 from replay.server import redis_url
 from replay.tables import TableConfig
 from toolenv.registry import builtin_registry
@@ -72,14 +74,27 @@ class RunState:
 
 
 class Metrics:
-    """metrics.jsonl: one line per event, with the time; what the report's plots are drawn from."""
+    """metrics.jsonl (one line per event, with the time: what the report's plots are drawn from) and the same
+    numbers as TensorBoard scalars in `tensorboard/` (`tensorboard --logdir runs/`)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, run_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter
 
-    def log(self, **event) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.board = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, step: int | None = None, **event) -> None:
+        """One event; with `step`, its numbers also go to TensorBoard at that learner step."""
         with self.path.open("a") as out:
-            out.write(json.dumps({"time": round(time.time(), 3), **event}) + "\n")
+            out.write(json.dumps({"time": round(time.time(), 3), **({"step": step} if step is not None else {}),
+                                  **event}) + "\n")
+        if step is not None:
+            for key, value in event.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("round", "step"):
+                    self.board.add_scalar(f"{event['event']}/{key}", value, step)
+
+    def close(self) -> None:
+        self.board.close()
 
 
 def run_experiment(config: ExperimentConfig, run_dir: Path, console: Console, resume: bool = False) -> Path:
@@ -90,22 +105,251 @@ def run_experiment(config: ExperimentConfig, run_dir: Path, console: Console, re
         ray.shutdown()  # a local Ray stops with it; on a cluster this only disconnects
 
 
+@dataclass
+class Run:
+    """Everything a schedule works with: the config, the state, the buffer and the actors, wired by `_run`."""
+
+    config: ExperimentConfig
+    run_dir: Path
+    console: Console
+    state: RunState
+    metrics: Metrics
+    tools: dict[int, list[str]]
+    buffer: ReplayBuffer
+    learner: LearnerGroup
+    explorers: list
+    evaluator: object
+    tokenizer: object
+    pending: list[tuple[str, object]] = field(default_factory=list)  # evaluations running on the evaluator
+    published_step: int = 0
+
+    @property
+    def train_table(self) -> str:
+        return self.config.buffer.train_table
+
+    def explored(self, r: int) -> int:
+        return self.buffer.stats(self.config.buffer.table).by_index.get(f"round={r}", 0)
+
+    def publish(self, r: int, handles: list) -> None:
+        """The learner's weights as the next policy version, to `handles` (explorers; the evaluator too in rounds)."""
+        self.state.version += 1
+        started = time.perf_counter()
+        publish(self.state.version, self.learner.state_dict_ref(), handles)
+        self.published_step = self.state.step
+        self.metrics.log(step=self.state.step, event="publish", round=r, version=self.state.version,
+                         seconds=round(time.perf_counter() - started, 3))
+
+    def train(self, r: int, steps: int, mix: RoundMix, *, publish_to: list, wait_while=lambda: False,
+              on_step=lambda: None, min_current: int = 0) -> None:
+        """The run's side of `train_loop`: state, metrics, publishing and checkpoints after every step."""
+        learn = self.config.learn
+
+        def after_step(record: StepRecord) -> None:
+            self.state.round_steps[str(r)] = record.step
+            if record.loss is None:
+                self.metrics.log(event="batch_skipped", round=r,
+                                 reason=f"{record.skipped} of {len(record.episodes)} episodes too long")
+                return
+            self.state.step += 1
+            stats = self.buffer.stats(self.train_table).counters
+            self.metrics.log(step=self.state.step, event="train", round=r, loss=record.loss, examples=record.examples,
+                             tokens=record.tokens, replayed=sum(1 for e in record.episodes if e.round < r),
+                             skipped=record.skipped, version_lag=[self.state.version - e.policy_version
+                                                                  for e in record.episodes],
+                             idle=round(record.waited_s / record.seconds, 4), seconds=round(record.seconds, 3),
+                             tokens_per_s=round(record.tokens / record.seconds, 1),
+                             samples_per_insert=round(stats["samples"] / max(1, stats["inserts"]), 3))
+            if publish_to and self.state.step % learn.publish_every == 0:
+                self.publish(r, publish_to)
+            if learn.checkpoint_every and self.state.step % learn.checkpoint_every == 0:
+                _checkpoint(self.learner, self.state, self.run_dir, r)
+            on_step()
+
+        draw = lambda timeout: draw_batch(self.buffer, self.train_table, self.tokenizer, learn, learn.max_tokens, mix,
+                                          self.state.version, timeout, min_current)
+        result = train_loop(self.learner, draw, steps, self.state.round_steps.get(str(r), 0), after_step=after_step,
+                            wait_while=wait_while)
+        if result.stopped == "empty" or result.steps == 0:
+            self.console.print(f"round {r}: [yellow]nothing kept to learn from; no training[/]")
+        self.metrics.log(event="learn", round=r, steps=result.steps, ended=result.stopped,
+                         idle=round(result.waited_s / max(result.seconds, 1e-9), 4), seconds=round(result.seconds, 1))
+        if publish_to and self.published_step != self.state.step:
+            self.publish(r, publish_to)  # the round's last weights, for the next round's explorers
+        _checkpoint(self.learner, self.state, self.run_dir, r)
+        self.learner.export_pretrained(self.run_dir / "models" / f"round-{r}")  # `imaginarium eval --model` reads it
+        self.console.print(f"round {r}: trained to step {self.state.step}, policy version {self.state.version} "
+                           f"({result.stopped})")
+
+    def submit_evaluation(self, label: str, upto: int | None = None) -> None:
+        """Evaluate the evaluator's current weights on every round's tools up to `upto` (None: all), on its own
+        actor: the result is collected later (`collect_evaluations`), so the next round can explore meanwhile.
+        The base model is the baseline of every round; a trained model is scored on what it has learned so far."""
+        names = [name for r in self.config.tools.rounds if upto is None or r <= upto for name in self.tools[r]]
+        self.console.print(f"[bold]evaluating[/] ({label}) on {len(names)} tools")
+        self.pending.append((label, self.evaluator.evaluate.remote(names, self.config.eval.limit_per_tool)))
+
+    def collect_evaluations(self) -> None:
+        for label, ref in self.pending:
+            report = ray.get(ref)
+            report["meta"] = {"model": label, **report["meta"]}
+            # every query's calls and flags, for reading a failure back or `imaginarium eval compare`
+            write_eval_report(report, builtin_markdown(report), self.run_dir / "eval", label.replace(" ", "-"))
+            version = report["meta"]["version"]
+            self.state.evaluations[label] = {"version": version,
+                                             **{key: report[key] for key in ("summary", "by_round", "by_tool")}}
+            self.metrics.log(event="eval", label=label, version=version, **report["summary"])
+            if label.startswith("round ") and not label.endswith("no replay"):
+                self.state.mark(int(label.split()[1]), "eval", self.run_dir)
+            self.state.save(self.run_dir)
+        self.pending.clear()
+
+    def evaluate(self, label: str, upto: int | None = None) -> None:
+        self.submit_evaluation(label, upto)
+        self.collect_evaluations()
+
+    def report(self) -> Path:
+        return write_report(self.run_dir, self.config, self.tools, self.state.evaluations,
+                            self.buffer.stats(self.config.buffer.table), self.buffer.stats(self.train_table),
+                            self.metrics.path)
+
+
+class Rounds:
+    """STE's protocol: explore → exploit → learn → evaluate, one after another, each phase recorded as done."""
+
+    def round(self, run: Run, r: int) -> None:
+        config, state = run.config, run.state
+        if not state.done(r, "explore"):
+            have, target = run.explored(r), config.explore.episodes_per_tool * len(run.tools[r])
+            run.console.print(f"[bold]round {r}[/]: exploring {', '.join(run.tools[r])} ({have} of {target} episodes there)")
+            if target > have:
+                units = plan_units(run.tools[r], target - have, config.explore.trials_per_session,
+                                   config.explore.sessions_per_call)
+                totals = run_units(run.explorers, units, config.explore.trials_per_session)
+                run.metrics.log(event="explore", round=r, **totals)
+            state.mark(r, "explore", run.run_dir)
+        if not state.done(r, "exploit"):
+            exploit = config.exploit
+            counts = ray.get(run.explorers[0].exploit.remote(r, run.train_table, exploit.duplicate_threshold,
+                                                             exploit.paraphrases, exploit.filter,
+                                                             exploit.keep_calls_without_answer, exploit.max_per_call))
+            run.console.print(f"round {r}: exploitation " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            run.metrics.log(event="exploit", round=r, **counts)
+            state.mark(r, "exploit", run.run_dir)
+        if not state.done(r, "learn"):
+            replay = config.learn.replay_fraction if r != config.tools.rounds[0] else 0.0
+            steps = round_steps(config.learn, run.buffer.stats(run.train_table).by_index.get(f"round={r}", 0), replay)
+            run.train(r, steps, RoundMix(r, config.learn.replay_fraction), publish_to=[*run.explorers, run.evaluator])
+            state.mark(r, "learn", run.run_dir)
+        if not state.done(r, "eval"):
+            run.evaluate(f"round {r}", upto=r)
+
+
+class Continual:
+    """The actor–learner system: within a round, explorers stream trials into the buffer while the learner trains
+    from the train table under its rate limiter, and weights go out every `publish_every` steps.
+
+    A round ends when its explorers have pushed `episodes_per_tool` × tools episodes or the learner has done
+    `steps_per_round` steps, whichever comes first; the learner then trains on what the limiter still allows.
+    The round's evaluation runs on the evaluator while the next round explores.
+    """
+
+    def round(self, run: Run, r: int) -> None:
+        config, state = run.config, run.state
+        if not state.done(r, "stream"):
+            self._stream(run, r)
+            state.mark(r, "stream", run.run_dir)
+        if not state.done(r, "eval"):
+            run.collect_evaluations()  # the previous round's, before the evaluator takes this round's weights
+            publish(state.version, run.learner.state_dict_ref(), [run.evaluator])
+            run.submit_evaluation(f"round {r}", upto=r)
+
+    def _stream(self, run: Run, r: int) -> None:
+        from ray.exceptions import RayActorError
+
+        config = run.config
+        target = config.explore.episodes_per_tool * len(run.tools[r])
+        run.console.print(f"[bold]round {r}[/]: exploring {', '.join(run.tools[r])} while learning "
+                          f"({run.explored(r)} of {target} episodes there)")
+        selection = StreamSelection(config.exploit.filter, config.exploit.duplicate_threshold,
+                                    config.exploit.keep_calls_without_answer, config.exploit.max_per_call)
+        start = lambda explorer: explorer.stream.remote(r, run.tools[r], run.train_table, selection,
+                                                        config.explore.sessions_per_call)
+        streams = {i: start(e) for i, e in enumerate(run.explorers)} if run.explored(r) < target else {}
+        totals: dict[int, dict] = {}
+        stopped, last_look = not streams, 0.0
+
+        def stop_explorers() -> None:
+            nonlocal stopped
+            if not stopped:
+                ray.get([explorer.stop.remote() for explorer in run.explorers])
+                stopped = True
+
+        def exploring() -> bool:
+            """Whether explorers still push: stopped once the round's episodes are in; one that died is restarted by
+            Ray and streams again (its pushed trials are in the buffer); logs their progress every 2 s."""
+            nonlocal last_look
+            ready, _ = ray.wait(list(streams.values()), num_returns=len(streams), timeout=0) if streams else ([], [])
+            for i in [i for i, ref in streams.items() if ref in ready]:
+                try:
+                    totals[i] = ray.get(streams.pop(i))
+                except RayActorError:
+                    run.metrics.log(event="explorer_restart", round=r, explorer=i)
+                    if not stopped:
+                        streams[i] = start(run.explorers[i])
+            if not stopped and time.monotonic() - last_look > 2.0:
+                last_look = time.monotonic()
+                if run.explored(r) >= target:
+                    stop_explorers()
+                self._log_explorers(run, r)
+            return bool(streams)
+
+        try:
+            run.train(r, config.learn.steps_per_round, RoundMix(r, config.learn.replay_fraction),
+                      publish_to=run.explorers, wait_while=exploring, on_step=exploring,
+                      min_current=config.buffer.rate_limiter.min_size_to_sample)
+        finally:
+            stop_explorers()
+        while exploring():
+            time.sleep(0.1)
+        self._log_explorers(run, r, totals)
+        if totals:
+            run.console.print(f"round {r}: explored " + ", ".join(
+                f"{key} {sum(t.get(key, 0) for t in totals.values()):g}"
+                for key in ("episodes", "kept", "solved", "failed")))
+
+    @staticmethod
+    def _log_explorers(run: Run, r: int, progress: dict[int, dict] | None = None) -> None:
+        """Per explorer: idle ratio (time held back by the limiter ÷ wall time), episodes/s, tokens/s, version lag."""
+        if progress is None:
+            progress = dict(enumerate(ray.get([explorer.progress.remote() for explorer in run.explorers])))
+        for i, counters in progress.items():
+            wall = max(counters.get("wall_s", 0.0), 1e-9)
+            run.metrics.log(step=run.state.step, event=f"explorer-{i}", round=r,
+                            idle=round(counters.get("waited_s", 0.0) / wall, 4),
+                            episodes=counters.get("episodes", 0), kept=counters.get("kept", 0),
+                            episodes_per_s=round(counters.get("episodes", 0) / wall, 4),
+                            tokens_per_s=round(counters.get("tokens", 0) / wall, 1),
+                            version_lag=run.state.version - counters.get("version", run.state.version))
+
+
+SCHEDULES = {"rounds": Rounds, "continual": Continual}
+
+
 def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunState) -> Path:
     registry = builtin_registry()
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    metrics = Metrics(run_dir / "metrics.jsonl")
+    metrics = Metrics(run_dir)
     tools = config.tools.by_round(registry)
-    train_table = f"{config.buffer.table}-train"
     budget = Budget(**config.explore.budget.model_dump())
     with redis_url(config.redis.url, run_dir) as url:
         buffer = ReplayBuffer(url, seed=config.seed)
         buffer.ping()
-        buffer.create_table(TableConfig(name=config.buffer.table, max_size=config.buffer.max_size,
+        buffer.create_table(TableConfig(name=config.buffer.table, max_size=config.buffer.max_size))
+        buffer.create_table(TableConfig(name=config.buffer.train_table, max_size=config.buffer.max_size,
                                         rate_limiter=config.buffer.rate_limiter))
-        buffer.create_table(TableConfig(name=train_table, max_size=config.buffer.max_size))
         start_ray(config.ray.address, config.ray.num_cpus)
         model_dir = model_folder(config.model.path)  # here for the tokenizer; every actor prepares its own node's
-        console.print(f"run folder {run_dir}; model {model_dir}; Redis {url.split('@')[-1]}")
+        console.print(f"run folder {run_dir}; model {model_dir}; Redis {url.split('@')[-1]}; schedule {config.schedule}")
 
         ste = STEConfig(trials_per_session=config.explore.trials_per_session,
                         use_long_term_memory=config.explore.use_long_term_memory,
@@ -123,115 +367,36 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
         evaluator = ray.remote(Evaluator).options(num_cpus=1).remote(
             config.model.path, config.eval.threads, config.eval.strategy, budget, config.seed, config.eval.max_new_tokens)
         learner = LearnerGroup(config.model.path, config.learn.learner_config(), prepare=model_folder)
-        tokenizer = load_tokenizer(model_dir)
-        policies = [*explorers, evaluator]
+        metrics.log(event="precision", precision=learner.precision)
+        run = Run(config, run_dir, console, state, metrics, tools, buffer, learner, explorers, evaluator,
+                  load_tokenizer(model_dir))
         if state.checkpoint:
             learner.load_checkpoint(run_dir / "checkpoints", state.checkpoint)
-            publish(state.version, learner.state_dict_ref(), policies)
+            publish(state.version, learner.state_dict_ref(), [*explorers, evaluator])
+            run.published_step = state.step
             console.print(f"resumed at learner step {state.step}, policy version {state.version}")
-
-        def evaluate(label: str, upto: int | None = None) -> None:
-            """On every round's tools up to `upto` (None: all): the base model is the baseline of every round,
-            a trained model is scored on what it has learned so far, not yet on tools it has never seen."""
-            names = [name for r in config.tools.rounds if upto is None or r <= upto for name in tools[r]]
-            console.print(f"[bold]evaluating[/] ({label}) on {len(names)} tools")
-            report = ray.get(evaluator.evaluate.remote(names, config.eval.limit_per_tool))
-            report["meta"] = {"model": label, **report["meta"]}
-            # every query's calls and flags, for reading a failure back or `imaginarium eval compare`
-            write_eval_report(report, builtin_markdown(report), run_dir / "eval", label.replace(" ", "-"))
-            version = report["meta"]["version"]
-            state.evaluations[label] = {"version": version, **{key: report[key] for key in ("summary", "by_round", "by_tool")}}
-            metrics.log(event="eval", label=label, version=version, **report["summary"])
-            state.save(run_dir)
-
+        schedule = SCHEDULES[config.schedule]()
         if config.eval.baseline and "base" not in state.evaluations:
-            evaluate("base")
+            run.evaluate("base")
         for r in config.tools.rounds:
-            if not state.done(r, "explore"):
-                have = len(buffer.ids(config.buffer.table, Filters(round=r)))
-                target = config.explore.episodes_per_tool * len(tools[r])
-                console.print(f"[bold]round {r}[/]: exploring {', '.join(tools[r])} ({have} of {target} episodes there)")
-                if target > have:
-                    units = plan_units(tools[r], target - have, config.explore.trials_per_session,
-                                       config.explore.sessions_per_call)
-                    totals = run_units(explorers, units, config.explore.trials_per_session)
-                    metrics.log(event="explore", round=r, **totals)
-                state.mark(r, "explore", run_dir)
-            if not state.done(r, "exploit"):
-                counts = ray.get(explorers[0].exploit.remote(r, train_table, config.exploit.duplicate_threshold,
-                                                             config.exploit.paraphrases, config.exploit.filter,
-                                                             config.exploit.keep_calls_without_answer,
-                                                             config.exploit.max_per_call))
-                console.print(f"round {r}: exploitation " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-                metrics.log(event="exploit", round=r, **counts)
-                state.mark(r, "exploit", run_dir)
-            if not state.done(r, "learn"):
-                learn_round(config, r, state, learner, buffer, train_table, tokenizer, policies, metrics, run_dir, console)
-                learner.export_pretrained(run_dir / "models" / f"round-{r}")  # `imaginarium eval --model` reads it
-                state.mark(r, "learn", run_dir)
-            if not state.done(r, "eval"):
-                evaluate(f"round {r}", upto=r)
-                state.mark(r, "eval", run_dir)
+            if not state.done(r, "eval") and any(state.done(later, p) for later in config.tools.rounds if later > r
+                                                 for p in ("stream", "explore")):
+                _evaluate_from_checkpoint(run, r)  # resumed after its evaluation was lost with the stopped run
+            schedule.round(run, r)
             previous = state.round_checkpoints.get(str(r - 1)) if r != config.tools.rounds[0] else None
             if config.learn.compare_no_replay and previous and not state.done(r, "no_replay"):
-                learn_without_replay(config, r, previous, state, learner, buffer, train_table, tokenizer, evaluator,
-                                     metrics, run_dir, console)
-                evaluate(f"round {r} no replay", upto=r)
-                learner.load_checkpoint(run_dir / "checkpoints", state.checkpoint)  # back to the replay lineage
-                publish(state.version, learner.state_dict_ref(), [evaluator])
-                state.mark(r, "no_replay", run_dir)
-            write_report(run_dir, config, tools, state.evaluations, buffer.stats(config.buffer.table),
-                         buffer.stats(train_table), run_dir / "metrics.jsonl")
+                learn_without_replay(run, r, previous)
+            run.report()
+        run.collect_evaluations()
         final = run_dir / "model"  # the last round's export, under a name that does not change
         if not final.exists() and (run_dir / "models" / f"round-{config.tools.rounds[-1]}").is_dir():
             final.symlink_to(Path("models") / f"round-{config.tools.rounds[-1]}")
-        report = write_report(run_dir, config, tools, state.evaluations, buffer.stats(config.buffer.table),
-                              buffer.stats(train_table), run_dir / "metrics.jsonl")
+        report = run.report()
+        metrics.close()
         learner.shutdown()
-        for actor in policies:
+        for actor in [*explorers, evaluator]:
             ray.kill(actor)
     return report
-
-
-def learn_round(config: ExperimentConfig, r: int, state: RunState, learner: LearnerGroup, buffer: ReplayBuffer,
-                table: str, tokenizer, policies: list, metrics: Metrics, run_dir: Path, console: Console) -> None:
-    """`round_steps` optimizer steps on batches with STE's replay mix; publish and checkpoint as configured."""
-    learn = config.learn
-    stats = buffer.stats(table)
-    if stats.size == 0:
-        console.print(f"round {r}: [yellow]nothing kept to learn from yet; skipping training[/]")
-        metrics.log(event="learn_skipped", round=r)
-        return
-    start = state.step
-    steps = round_steps(learn, stats.by_index.get(f"round={r}", 0),
-                        learn.replay_fraction if r != config.tools.rounds[0] else 0.0)
-    for local_step in range(state.round_steps.get(str(r), 0), steps):
-        try:
-            drawn = draw_batch(config, r, learn.replay_fraction, state.version, buffer, table, tokenizer)
-        except (RateLimitTimeout, BufferError) as error:
-            console.print(f"round {r}: [yellow]stopped training early: {error}[/]")
-            break
-        if drawn.batch is None:
-            metrics.log(event="batch_skipped", round=r,
-                        reason=f"{drawn.skipped} of {len(drawn.episodes)} episodes too long")
-            continue
-        batch, episodes = drawn.batch, drawn.episodes
-        loss = learner.train_step(batch.model_inputs())
-        state.step += 1
-        state.round_steps[str(r)] = local_step + 1
-        replayed = sum(1 for e in episodes if e.round < r)
-        metrics.log(event="train", round=r, step=state.step, loss=loss, examples=drawn.examples,
-                    tokens=batch.label_count, replayed=replayed, skipped=drawn.skipped,
-                    version_lag=[state.version - e.policy_version for e in episodes])
-        if state.step % learn.publish_every == 0 or local_step == steps - 1:
-            state.version += 1
-            started = time.perf_counter()
-            publish(state.version, learner.state_dict_ref(), policies)
-            metrics.log(event="publish", round=r, version=state.version, seconds=round(time.perf_counter() - started, 3))
-        if learn.checkpoint_every and state.step % learn.checkpoint_every == 0:
-            _checkpoint(learner, state, run_dir, r)
-    _checkpoint(learner, state, run_dir, r)
-    console.print(f"round {r}: trained to step {state.step}, policy version {state.version} (from step {start})")
 
 
 def round_steps(learn: LearnSection, new_episodes: int, replay_fraction: float) -> int:
@@ -239,58 +404,40 @@ def round_steps(learn: LearnSection, new_episodes: int, replay_fraction: float) 
     times (a batch holds micro_batch × ranks × grad_accum episodes, `replay_fraction` of them replayed)."""
     if learn.max_epochs is None:
         return learn.steps_per_round
-    new_per_step = max(1.0, learn.micro_batch * learn.ranks * learn.grad_accum * (1 - replay_fraction))
+    new_per_step = max(1.0, learn.batch_size * (1 - replay_fraction))
     return max(1, min(learn.steps_per_round, math.ceil(learn.max_epochs * new_episodes / new_per_step)))
 
 
-@dataclass
-class Drawn:
-    batch: Batch | None  # None: too few of the drawn episodes fit in max_tokens for every rank to get a row
-    episodes: list[Episode]
-    examples: int
-    skipped: int
+def learn_without_replay(run: Run, r: int, previous: str) -> None:
+    """The ablation: round r trained again from the end of round r-1, on round r's episodes only, and evaluated.
 
-
-def draw_batch(config: ExperimentConfig, r: int, replay_fraction: float, version: int, buffer: ReplayBuffer,
-               table: str, tokenizer) -> Drawn:
-    """One optimizer step's batch: sampled with STE's replay mix, stale episodes handled, packed when it fills
-    every rank's rows. Raises RateLimitTimeout / BufferError when the buffer cannot give a batch."""
-    learn = config.learn
-    rows_needed = learn.ranks * learn.grad_accum  # every rank gets at least one row per micro batch
-    drawn = buffer.sample(table, learn.micro_batch * rows_needed, round_mix=RoundMix(r, replay_fraction), timeout=60)
-    episodes, weights = apply_staleness([s.episode for s in drawn], version, learn.staleness_cap, learn.staleness_policy)
-    weight_of = {episode.id: weight for episode, weight in zip(episodes, weights)}
-    examples, skipped = build_examples(episodes, tokenizer, learn.max_tokens)
-    examples = [replace(example, weight=weight_of[example.episode_id]) for example in examples]
-    if len(examples) < rows_needed:
-        return Drawn(None, episodes, len(examples), len(skipped))
-    rows = first_fit_decreasing(examples, learn.max_tokens)
-    batch = packed_batch(rows, tokenizer.pad_token_id or 0) if len(rows) >= rows_needed else \
-        padded_batch(examples, tokenizer.pad_token_id or 0)
-    return Drawn(batch, episodes, len(examples), len(skipped))
-
-
-def learn_without_replay(config: ExperimentConfig, r: int, previous: str, state: RunState, learner: LearnerGroup,
-                         buffer: ReplayBuffer, table: str, tokenizer, evaluator, metrics: Metrics, run_dir: Path,
-                         console: Console) -> None:
-    """The ablation: round r trained again from the end of round r-1, on round r's episodes only.
-
-    Only the evaluator gets these weights (the explorers keep the replay lineage), and nothing is
-    checkpointed: the run itself goes on from the replay lineage's checkpoint.
+    Only the evaluator gets these weights (the explorers keep the replay lineage), and nothing is checkpointed:
+    the run itself goes on from the replay lineage's checkpoint.
     """
-    learner.load_checkpoint(run_dir / "checkpoints", previous)
-    for step in range(round_steps(config.learn, buffer.stats(table).by_index.get(f"round={r}", 0), 0.0)):
-        try:
-            drawn = draw_batch(config, r, 0.0, state.version, buffer, table, tokenizer)
-        except (RateLimitTimeout, BufferError) as error:
-            console.print(f"round {r}, no replay: [yellow]stopped training early: {error}[/]")
-            break
-        if drawn.batch is not None:
-            loss = learner.train_step(drawn.batch.model_inputs())
-            metrics.log(event="train_no_replay", round=r, step=step + 1, loss=loss, examples=drawn.examples)
-    publish(state.version, learner.state_dict_ref(), [evaluator])
-    console.print(f"round {r}: trained without replay from checkpoint {previous}")
+    state, learner = run.state, run.learner
+    learner.load_checkpoint(run.run_dir / "checkpoints", previous)
+    steps = round_steps(run.config.learn, run.buffer.stats(run.train_table).by_index.get(f"round={r}", 0), 0.0)
+    draw = lambda timeout: draw_batch(run.buffer, run.train_table, run.tokenizer, run.config.learn,
+                                      run.config.learn.max_tokens, RoundMix(r, 0.0), state.version, timeout)
+    log = lambda record: record.loss is not None and run.metrics.log(
+        step=record.step, event="train_no_replay", round=r, loss=record.loss, examples=record.examples)
+    train_loop(learner, draw, steps, after_step=log)
+    run.collect_evaluations()  # the evaluator must be done with the replay lineage before it takes these weights
+    publish(state.version, learner.state_dict_ref(), [run.evaluator])
+    run.evaluate(f"round {r} no replay", upto=r)
+    learner.load_checkpoint(run.run_dir / "checkpoints", state.checkpoint)  # back to the replay lineage
+    publish(state.version, learner.state_dict_ref(), [run.evaluator])
+    state.mark(r, "no_replay", run.run_dir)
+    run.console.print(f"round {r}: trained without replay from checkpoint {previous}")
 
+
+def _evaluate_from_checkpoint(run: Run, r: int) -> None:
+    """Round r's evaluation from its checkpoint: the run stopped while it was running beside round r+1."""
+    run.learner.load_checkpoint(run.run_dir / "checkpoints", run.state.round_checkpoints[str(r)])
+    publish(run.state.version, run.learner.state_dict_ref(), [run.evaluator])
+    run.evaluate(f"round {r}", upto=r)
+    run.learner.load_checkpoint(run.run_dir / "checkpoints", run.state.checkpoint)
+    publish(run.state.version, run.learner.state_dict_ref(), [*run.explorers, run.evaluator])
 
 def _checkpoint(learner: LearnerGroup, state: RunState, run_dir: Path, r: int) -> None:
     """Save the learner, then the state that matches it: a resume starts from exactly this point."""

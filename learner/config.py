@@ -64,5 +64,10 @@ class LearnerConfig(BaseModel):
         return self
 
     @property
+    def batch_size(self) -> int:
+        """Episodes drawn per optimizer step: at least one row for every rank in every micro batch."""
+        return self.micro_batch * self.ranks * self.grad_accum
+
+    @property
     def uses_gpu(self) -> bool:
         return self.gpus_per_rank > 0
