@@ -42,6 +42,10 @@ class LearnerRank:
     def train_step(self, batch: Batch) -> float:
         return self.engine.train_step(batch)
 
+    def precision(self) -> str:
+        """What trains: "bf16" (autocast) or "fp32"; `bf16: auto` decides by this rank's hardware."""
+        return "bf16" if self.engine.bf16 else "fp32"
+
     def full_state_dict(self) -> StateDict | None:
         return self.engine.full_state_dict()
 
@@ -65,6 +69,7 @@ class LearnerGroup:
         self.ranks = [rank_actor.remote(rank, cfg.model_dump()) for rank in range(cfg.ranks)]
         master_addr, master_port = ray.get(self.ranks[0].rendezvous_address.remote())
         ray.get([rank.setup.remote(str(model), prepare, master_addr, master_port, loss_fn) for rank in self.ranks])
+        self.precision: str = ray.get(self.ranks[0].precision.remote())
 
     def train_step(self, batch: Batch) -> float:
         """One optimizer step on a global batch, its rows split evenly over the ranks; the global loss."""
