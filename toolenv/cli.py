@@ -1,11 +1,11 @@
-"""`imaginarium tools`: list the built-in tools, show one, call one the way a model would.
+"""`imaginarium tools`: list the tools (built-in, or from `--tools-from` sources), show one, call one the way a model would.
 
 Exit codes: 0 fine, 1 the call came back as an error observation, 2 a usage mistake (one line on stderr).
 """
 from __future__ import annotations
 
 import json
-from typing import NoReturn, Optional
+from typing import List, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -14,9 +14,15 @@ from rich.table import Table
 from toolenv.observation import DFSDT_MAX_CHARS
 from toolenv.registry import Registry, RegistryError, builtin_registry
 from toolenv.runner import Limits, ToolRunner, unknown_tool_message
+from toolenv.sources import load_registry
 from toolenv.spec import Tool
 
-app = typer.Typer(help="The tool layer: built-in tools, their specs, and calls with limits.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="The tool layer: tools, their specs, and calls with limits.", no_args_is_help=True, add_completion=False)
+
+TOOLS_FROM_HELP = (
+    "A tool source, repeatable (default: builtin): builtin, python:MODULE[:Class], python:FILE.py[:Class], openai:FILE.json, "
+    "toolbench:DIR, 'mcp:COMMAND ARGS...', mcp+http://URL, 'openapi:URL-or-FILE [header:NAME=${VAR}]'."
+)
 
 
 def _fail(message: str) -> NoReturn:
@@ -24,9 +30,10 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _registry() -> Registry:
+def _registry(sources: Optional[List[str]]) -> Registry:
+    """The built-in tools, or those of the given sources (a server started here stops when the command ends)."""
     try:
-        return builtin_registry()
+        return load_registry(sources) if sources else builtin_registry()
     except RegistryError as error:
         _fail(str(error))
 
@@ -42,9 +49,10 @@ def list_tools(
     suite: Optional[str] = typer.Option(None, help="Only this suite."),
     round: Optional[int] = typer.Option(None, "--round", help="Only the tools this round introduces."),
     category: Optional[str] = typer.Option(None, help="Only this category."),
+    tools_from: Optional[List[str]] = typer.Option(None, "--tools-from", help=TOOLS_FROM_HELP),
 ) -> None:
     """A table of the tools: name, category, suite, round, number of parameters."""
-    registry = _registry()
+    registry = _registry(tools_from)
     for value, known, what in ((suite, registry.suites(), "suite"), (category, registry.categories(), "category")):
         if value is not None and value not in known:
             _fail(f"no {what} {value!r}; {what} names: {', '.join(known)}")
@@ -69,9 +77,12 @@ def list_tools(
 
 
 @app.command()
-def show(name: str = typer.Argument(..., help="Tool name.")) -> None:
+def show(
+    name: str = typer.Argument(..., help="Tool name."),
+    tools_from: Optional[List[str]] = typer.Option(None, "--tools-from", help=TOOLS_FROM_HELP),
+) -> None:
     """Description, parameters (types, enums, defaults) and examples of one tool."""
-    spec = _tool(_registry(), name).spec
+    spec = _tool(_registry(tools_from), name).spec
     console = Console()
     console.print(f"[bold]{spec.name}[/bold]  category={spec.category} suite={spec.suite} round={spec.round}", highlight=False)
     console.print(spec.description, markup=False)
@@ -105,9 +116,10 @@ def call(
     arguments: str = typer.Argument("{}", help="Arguments as a JSON object, as a model would emit them."),
     timeout: float = typer.Option(Limits.timeout_s, min=0.01, help="Time limit in seconds."),
     max_chars: int = typer.Option(DFSDT_MAX_CHARS, min=1, help="Cut the model-facing content at this many characters."),
+    tools_from: Optional[List[str]] = typer.Option(None, "--tools-from", help=TOOLS_FROM_HELP),
 ) -> None:
     """Run one call and print its observation as JSON, with `content`, the text the model would read."""
-    registry = _registry()
+    registry = _registry(tools_from)
     _tool(registry, name)
     observation = ToolRunner(registry, Limits(timeout_s=timeout)).call(name, arguments)
     typer.echo(json.dumps({**observation.to_dict(), "content": observation.content(max_chars)}, indent=2, ensure_ascii=False))

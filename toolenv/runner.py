@@ -2,7 +2,7 @@
 
 Trusted built-ins run in this process on a worker thread (a thread cannot be killed: one that runs past its
 time limit is abandoned and finishes on its own); tools marked `isolate` run in a killable subprocess
-(toolenv.sandbox). Either way the result is capped by its JSON size and handed back as a fresh copy of JSON
+(toolenv.sandbox); tools another program serves (MCP, HTTP APIs: toolenv.sources) keep the limit themselves. Either way the result is capped by its JSON size and handed back as a fresh copy of JSON
 data, so nothing the tool holds on to can change a recorded observation later.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from toolenv.cache import NotCached
 from toolenv.observation import ErrorKind, Observation, OutputTooLarge, encode_result
 from toolenv.registry import Registry
 from toolenv.sandbox import failure_outcome, run_isolated
-from toolenv.spec import Tool, ToolError
+from toolenv.spec import RemoteCall, Tool, ToolError
 from toolenv.validation import BadArguments, validate_arguments
 
 
@@ -36,7 +36,9 @@ def run_tool(tool: Tool, arguments: dict[str, Any] | str | None, limits: Limits 
         validated = validate_arguments(tool.spec, arguments)
     except BadArguments as error:
         return Observation.failure(tool.name, ErrorKind.BAD_ARGUMENTS, str(error), time.perf_counter() - started)
-    if tool.isolate:
+    if isinstance(tool.run, RemoteCall):
+        outcome = _run_remote(tool.run, validated, limits)
+    elif tool.isolate:
         outcome = run_isolated(
             tool.run, validated, timeout_s=limits.timeout_s, max_output_bytes=limits.max_output_bytes, memory_bytes=limits.memory_bytes
         )
@@ -65,8 +67,22 @@ def _run_in_thread(tool: Tool, arguments: dict[str, Any], limits: Limits) -> dic
         return failure_outcome(ErrorKind.TIMEOUT, f"no result within {limits.timeout_s:g} s; the call was abandoned")
     if "error" in box:
         return failure_outcome(*_classify(box["error"]))
+    return _checked(box["result"], limits.max_output_bytes)
+
+
+def _run_remote(run: RemoteCall, arguments: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """Another program's tool: it keeps the time limit; its result is capped and copied here like a local one's."""
     try:
-        text = encode_result(box["result"], limits.max_output_bytes)
+        outcome = run.outcome(arguments, limits.timeout_s, limits.max_output_bytes)
+    except Exception as error:  # a RemoteCall must not raise; if one does, the caller still gets an observation
+        return failure_outcome(ErrorKind.CRASHED, f"{type(error).__name__}: {error}")
+    return _checked(outcome["result"], limits.max_output_bytes) if outcome["ok"] else outcome
+
+
+def _checked(result: Any, max_output_bytes: int) -> dict[str, Any]:
+    """The outcome of a result: a fresh copy of it if it is JSON data within the cap, else the error."""
+    try:
+        text = encode_result(result, max_output_bytes)
     except OutputTooLarge as error:
         return failure_outcome(ErrorKind.OUTPUT_TOO_LARGE, str(error))
     except (TypeError, ValueError) as error:

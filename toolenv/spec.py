@@ -1,6 +1,7 @@
 """What a tool is: an OpenAI-style function spec plus the Python callable that runs it."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -25,6 +26,19 @@ class ToolSpec:
             "type": "function",
             "function": {"name": self.name, "description": description, "parameters": self.parameters},
         }
+
+
+class RemoteCall(ABC):
+    """The `run` of a tool that another program serves (an MCP server, an HTTP API).
+
+    It keeps the time limit itself, because only it can cancel the request or stop the server, and it never
+    raises: it returns an outcome dict like the sandbox's ({"ok": true, "result": ...} or {"ok": false, "error":
+    <ErrorKind>, "message": ...}), whose result the runner then caps like any other.
+    """
+
+    @abstractmethod
+    def outcome(self, arguments: dict[str, Any], timeout_s: float, max_output_bytes: int) -> dict[str, Any]:
+        """Call the tool with validated arguments within the limits."""
 
 
 @dataclass(frozen=True)
