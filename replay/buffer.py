@@ -30,7 +30,7 @@ from typing import Iterable, Iterator
 
 import redis
 
-from replay.codec import RecordError, decode, encode
+from replay.codec import RecordError, collector_paused, decode, encode
 from replay.episode import Episode
 from replay.tables import TableConfig
 
@@ -96,11 +96,23 @@ class TableStats:
     config: TableConfig = field(repr=False)
 
 
-def _load_scripts(client: redis.Redis) -> dict[str, redis.commands.core.Script]:
+def _script_sources() -> dict[str, str]:
     lua = resources.files("replay") / "lua"
     common = (lua / "common.lua").read_text()
-    names = ["insert", "sample", "remove", "update_priorities"]
-    return {name: client.register_script(common + (lua / f"{name}.lua").read_text()) for name in names}
+    names = ["insert", "settle", "sample", "remove", "update_priorities"]
+    return {name: common + (lua / f"{name}.lua").read_text() for name in names}
+
+
+_SOURCES = _script_sources()
+_SCRIPT_BYTES = {name: source.encode() for name, source in _SOURCES.items()}
+
+
+def _resp(*args: bytes) -> bytes:
+    """One command in the Redis protocol; hiredis.pack_command took 6x as long on 1 KiB payloads."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+    return b"".join(parts)
 
 
 class ReplayBuffer:
@@ -110,7 +122,7 @@ class ReplayBuffer:
         self.url = url
         self.namespace = namespace
         self.redis = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
-        self._scripts = _load_scripts(self.redis)
+        self._scripts = {name: self.redis.register_script(source) for name, source in _SOURCES.items()}
         self._rng = random.Random(seed)
         self._configs: dict[str, TableConfig] = {}
 
@@ -197,24 +209,71 @@ class ReplayBuffer:
         priorities = [1.0] * len(episodes) if priorities is None else [float(p) for p in priorities]
         if len(priorities) != len(episodes):
             raise BufferError(f"{len(episodes)} episodes but {len(priorities)} priorities")
-        records: list[bytes | str] = []
+        ids = [episode.id for episode in episodes]
+        payloads = [encode(episode, config.max_record_bytes) for episode in episodes]
+        meta: list[str] = []
         for episode, priority in zip(episodes, priorities):
-            records += [episode.id, repr(priority), "\n".join(episode.tags()), encode(episode, config.max_record_bytes)]
-        result, deadline, wait = InsertResult(), _deadline(timeout), 0.001
-        while records:
-            reply = self._scripts["insert"](keys=[self._prefix(table)], args=["1" if ignore_rate_limiter else "0", *records])
-            if reply[0] == -1:
-                raise BufferError(f"table '{table}' was dropped while inserting")
-            processed, inserted, duplicates, evicted = (int(x) for x in reply)
+            meta += [episode.id, repr(priority), "\n".join(episode.tags())]
+        mode = "ignore" if ignore_rate_limiter else "limit"
+        result, deadline, wait, start = InsertResult(), _deadline(timeout), 0.001, 0
+        while start < len(ids):
+            processed, inserted, duplicates, evicted = self._insert_once(
+                table, mode, ids[start:], meta[3 * start :], payloads[start:])
             result.inserted += inserted
             result.duplicates += duplicates
             result.evicted += evicted
-            records = records[processed * 4 :]
-            if records and processed == 0:
+            start += processed
+            # held back: poll the limiter without sending payloads until the next item can go in
+            while start < len(ids) and not self._may_insert(table, ids[start]):
                 wait = _wait_or_timeout(deadline, wait, f"insert into '{table}' held back by the rate limiter")
-            elif records:
-                wait = 0.001
+            wait = 0.001
         return result
+
+    def _insert_once(self, table: str, mode: str, ids: list[str], meta: list[str],
+                     payloads: list[bytes]) -> tuple[int, int, int, int]:
+        """One MULTI: index what the limiter lets in, write the payloads beside (not through) Lua, settle.
+
+        An id repeated within the batch is written once, with its first payload, as the index keeps its first.
+        EVAL rather than EVALSHA: a script missing from the server's cache (after a restart) would fail
+        inside the MULTI while the HSET still ran, leaving payloads no index points to.
+        """
+        prefix = self._prefix(table).encode()
+        first: dict[str, bytes] = {}
+        for key, payload in zip(ids, payloads):
+            first.setdefault(key, payload)
+        pairs = [item for key, payload in first.items() for item in (key.encode(), payload)]
+        packed = b"".join([
+            _resp(b"MULTI"),
+            _resp(b"EVAL", _SCRIPT_BYTES["insert"], b"1", prefix, mode.encode(), *(m.encode() for m in meta)),
+            _resp(b"HSET", prefix + b"data", *pairs),
+            _resp(b"EVAL", _SCRIPT_BYTES["settle"], b"1", prefix),
+            _resp(b"EXEC"),
+        ])
+        pool = self.redis.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command([packed])
+            for _ in range(4):  # OK, then QUEUED three times
+                connection.read_response()
+            replies = connection.read_response()
+        except BaseException:
+            connection.disconnect()  # replies may be left unread: never hand this connection out again
+            raise
+        finally:
+            pool.release(connection)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        if replies[0][0] == -1:
+            raise BufferError(f"table '{table}' was dropped while inserting")
+        processed, inserted, duplicates, evicted = (int(x) for x in replies[0])
+        return processed, inserted, duplicates, evicted
+
+    def _may_insert(self, table: str, next_id: str) -> bool:
+        reply = self._scripts["insert"](keys=[self._prefix(table)], args=["probe", next_id])
+        if reply[0] == -1:
+            raise BufferError(f"table '{table}' was dropped while inserting")
+        return reply[0] == 1
 
     # ---- sample -------------------------------------------------------------------------------
 
@@ -242,7 +301,8 @@ class ReplayBuffer:
         mode = "mix" if round_mix is not None else config.sampler
         tags = filters.tags() if filters is not None else []
         samples: list[Sample] = []
-        deadline, wait = _deadline(timeout), 0.001
+        data = self._prefix(table) + "data"
+        deadline, wait, uncount = _deadline(timeout), 0.001, 0
         while len(samples) < n:
             args = [
                 n - len(samples),
@@ -252,25 +312,35 @@ class ReplayBuffer:
                 repr(config.priority_exponent),
                 round_mix.current_round if round_mix else 0,
                 repr(round_mix.replay_fraction) if round_mix else "0",
+                uncount,
                 *tags,
             ]
             reply = self._scripts["sample"](keys=[self._prefix(table)], args=args)
-            status = reply[0].decode()
-            if status == "missing":
+            status, uncount = reply[0], 0
+            if status == b"missing":
                 raise BufferError(f"table '{table}' was dropped while sampling")
-            if status == "limited":
+            if status == b"limited":
                 wait = _wait_or_timeout(deadline, wait, f"sample from '{table}': {reply[1].decode()}")
                 continue
             if len(reply) == 1:
                 break  # nothing to draw from
             wait = 0.001
+            if status == b"ids":
+                keys, times = reply[1::2], reply[2::2]
+                payloads = self.redis.hmget(data, keys)
+            else:
+                keys, payloads, times = reply[1::3], reply[2::3], reply[3::3]
             corrupt = []
-            for i in range(1, len(reply), 3):
-                key, payload, times = reply[i].decode(), reply[i + 1], int(reply[i + 2])
-                try:
-                    samples.append(Sample(key, decode(payload, key, config.max_record_bytes), times))
-                except RecordError as error:
-                    corrupt.append((key, error))
+            with collector_paused():
+                for raw_key, payload, count in zip(keys, payloads, times):
+                    if payload is None:
+                        uncount += 1  # removed since it was drawn: not served, so its count goes back
+                        continue
+                    key = raw_key.decode()
+                    try:
+                        samples.append(Sample(key, decode(payload, key, config.max_record_bytes), count))
+                    except RecordError as error:
+                        corrupt.append((key, error))
             for key, error in corrupt:
                 log.warning("quarantined a corrupt record in table '%s': %s", table, error)
             if corrupt:

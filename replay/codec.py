@@ -5,7 +5,10 @@ record and the field, so a reader can log it, quarantine the record and keep ser
 """
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import msgspec
@@ -61,6 +64,25 @@ def decode(data: bytes, key: str = "?", max_bytes: int = DEFAULT_MAX_RECORD_BYTE
     if episode.schema_version != SCHEMA_VERSION:
         raise RecordError(episode.id, "schema_version", _version_reason(episode.schema_version))
     return episode
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a batch of records is decoded.
+
+    A decoded episode is a few dozen containers and none of them can form a cycle, yet each batch
+    would trigger the collector many times and promote the whole batch to the old generation, whose
+    full collections then walk the process's entire heap: half of sampling time, as measured by
+    benchmarks/replay_throughput.py. Paused, a batch the caller drops is freed by reference counting
+    and the collector never runs for it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _explain(data: bytes, key: str, error: Exception) -> RecordError:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import collections
+import gc
 import multiprocessing
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from factories import make_episode
@@ -216,3 +218,77 @@ def test_concurrent_writer_processes_lose_and_duplicate_nothing(buffer, redis_se
     assert sum(t[0] for t in totals) == len(unique) == buffer.stats("t").size
     assert sum(t[0] + t[1] for t in totals) == 4 * 150
     assert set(buffer.ids("t")) == unique
+
+
+# ---- payloads travel beside the Lua scripts, never through them: nothing may be left behind or lost ----
+
+def _payloads(buffer, table: str) -> int:
+    return buffer.redis.hlen(buffer._prefix(table) + "data")
+
+
+def test_a_duplicate_id_keeps_its_first_payload(buffer):
+    buffer.create_table(TableConfig(name="t"))
+    first, second, third = (replace(make_episode(i), id="same-id") for i in (1, 2, 3))
+    assert buffer.insert("t", [first, second]).inserted == 1  # within one batch
+    assert buffer.insert("t", [third]).duplicates == 1  # across batches
+    assert buffer.get("t", "same-id") == first
+    assert _payloads(buffer, "t") == 1 and not buffer.redis.exists(buffer._prefix("t") + "aside")
+
+
+def test_items_evicted_or_held_back_leave_no_payload_behind(buffer):
+    buffer.create_table(TableConfig(name="fifo", max_size=10))
+    buffer.insert("fifo", [make_episode(i) for i in range(25)])  # the batch itself overflows the table
+    assert _payloads(buffer, "fifo") == buffer.stats("fifo").size == 10
+    buffer.create_table(TableConfig(name="prio", max_size=3, remover="lowest_priority"))
+    buffer.insert("prio", [make_episode(i) for i in range(3)], priorities=[5, 5, 5])
+    result = buffer.insert("prio", [make_episode(i) for i in range(3, 6)], priorities=[1, 9, 1])  # two evicted at once
+    assert result.evicted == 3 and _payloads(buffer, "prio") == 3
+    limiter = RateLimiter(kind="sample_to_insert_ratio", min_size_to_sample=2, samples_per_insert=2, error_buffer=4)
+    buffer.create_table(TableConfig(name="held", rate_limiter=limiter))
+    with pytest.raises(RateLimitTimeout):
+        buffer.insert("held", [make_episode(i) for i in range(10)], timeout=0.2)
+    assert _payloads(buffer, "held") == buffer.stats("held").size == 4
+
+
+def test_a_held_back_insert_polls_without_resending_payloads(buffer):
+    limiter = RateLimiter(kind="sample_to_insert_ratio", min_size_to_sample=2, samples_per_insert=2, error_buffer=4)
+    buffer.create_table(TableConfig(name="t", rate_limiter=limiter))
+    buffer.redis.config_resetstat()
+    with pytest.raises(RateLimitTimeout):
+        buffer.insert("t", [make_episode(i) for i in range(10)], timeout=0.3)
+    commands = buffer.redis.info("commandstats")
+    assert commands["cmdstat_exec"]["calls"] == 1  # one transaction with payloads, then only probes
+    assert commands["cmdstat_evalsha"]["calls"] >= 3
+
+
+def test_an_item_removed_between_draw_and_read_is_redrawn_and_not_counted(buffer, monkeypatch):
+    buffer.create_table(TableConfig(name="t"))
+    episodes = [make_episode(i) for i in range(3)]
+    buffer.insert("t", episodes)
+    read = buffer.redis.hmget
+    removed = []
+
+    def remove_then_read(key, keys):
+        if not removed:  # another client removes a drawn item before this one reads the payloads
+            removed.append(keys[0].decode())
+            buffer.remove("t", removed)
+        return read(key, keys)
+
+    monkeypatch.setattr(buffer.redis, "hmget", remove_then_read)
+    drawn = buffer.sample("t", 50)
+    assert len(drawn) == 50 and removed[0] not in {s.id for s in drawn}
+    assert buffer.stats("t").counters["samples"] == 50  # the draw that was never served was handed back
+
+
+def test_sampling_leaves_the_garbage_collector_as_it_found_it(buffer):
+    buffer.create_table(TableConfig(name="t"))
+    buffer.insert("t", [make_episode(i) for i in range(5)])
+    assert gc.isenabled()
+    buffer.sample("t", 20)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        buffer.sample("t", 20)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

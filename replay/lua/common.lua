@@ -6,6 +6,7 @@
 local P = KEYS[1]
 local DATA, ORDER, PRIO, TIMES, TAGS = P .. 'data', P .. 'order', P .. 'prio', P .. 'times', P .. 'tags'
 local STATS, INDEXES, CONFIG, QUARANTINE = P .. 'stats', P .. 'indexes', P .. 'config', P .. 'quarantine'
+local ASIDE = P .. 'aside' -- an insert's duplicates' payloads, from insert.lua to settle.lua within one MULTI
 local CHUNK = 1000 -- members per variadic command: Lua's unpack() has a stack limit
 
 -- Run a variadic command over `args` in chunks; returns the concatenated replies of read commands.

@@ -1,14 +1,20 @@
 -- Draw up to n items with replacement, atomically with their sample counts and the removal of
 -- items that reach max_times_sampled. Randomness comes from the client's seed, so a seeded
 -- client reproduces its samples.
+-- Payloads stay out of Lua (copying them through it cost more than the draw itself): the reply
+-- names the drawn ids and the client reads their payloads with one HMGET. An item removed in
+-- between was not served: the client's next call hands its count back (`uncount`). A table with
+-- max_times_sampled removes items as it serves them, so there payloads come back inline.
 -- ARGV: n, seed, peek ('1': read-only, no counts, no limiter), mode ('uniform'|'prioritized'|'mix'),
---       exponent, current_round, replay_fraction, then filter tags (uniform/prioritized only).
--- Returns {'ok', id1, payload1, times1, ...} | {'limited', reason} | {'missing'}.
+--       exponent, current_round, replay_fraction, uncount, then filter tags (uniform/prioritized only).
+-- Returns {'ids', id1, times1, ...} | {'ok', id1, payload1, times1, ...} | {'limited', reason} | {'missing'}.
 local cfg = config()
 if not cfg then return {'missing'} end
 local n, peek, mode = tonumber(ARGV[1]), ARGV[3] == '1', ARGV[4]
 local exponent, current_round, replay_fraction = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local uncount = tonumber(ARGV[8])
 math.randomseed(tonumber(ARGV[2]))
+if uncount > 0 and not peek then redis.call('HINCRBY', STATS, 'samples', -uncount) end
 
 local size = redis.call('ZCARD', ORDER)
 if not peek then
@@ -53,7 +59,7 @@ local function pick_from(groups, total)
 end
 
 local filters = {}
-for i = 8, #ARGV do filters[#filters + 1] = ARGV[i] end
+for i = 9, #ARGV do filters[#filters + 1] = ARGV[i] end
 local function filtered(group) return group_matches(group, filters) end
 
 local drawn, tmp = {}, nil
@@ -124,12 +130,15 @@ else -- 'mix': STE's replay; a replay_fraction of draws from earlier rounds, the
 end
 if tmp then redis.call('DEL', tmp) end
 
-local reply = {'ok'}
+local inline = cfg.max_times_sampled > 0 and not peek
+local reply = {inline and 'ok' or 'ids'}
 if #drawn == 0 then return reply end
 local payloads = {}
-for i = 1, #drawn, CHUNK do
-  local part = redis.call('HMGET', DATA, unpack(drawn, i, math.min(i + CHUNK - 1, #drawn)))
-  for j = 1, #part do payloads[i + j - 1] = part[j] end
+if inline then
+  for i = 1, #drawn, CHUNK do
+    local part = redis.call('HMGET', DATA, unpack(drawn, i, math.min(i + CHUNK - 1, #drawn)))
+    for j = 1, #part do payloads[i + j - 1] = part[j] end
+  end
 end
 -- sample counts: one read and one write for the batch (a batch may draw an item more than once)
 local counts = {}
@@ -139,7 +148,7 @@ for i = 1, #drawn, CHUNK do
 end
 local expired, gone, served, updates, present = {}, {}, 0, {}, {}
 for i, id in ipairs(drawn) do
-  if payloads[i] and not gone[id] then
+  if (payloads[i] or not inline) and not gone[id] then
     present[id] = true
     local t = counts[id]
     if not peek then
@@ -151,7 +160,9 @@ for i, id in ipairs(drawn) do
       end
     end
     served = served + 1
-    reply[#reply + 1] = id; reply[#reply + 1] = payloads[i]; reply[#reply + 1] = t
+    reply[#reply + 1] = id
+    if inline then reply[#reply + 1] = payloads[i] end
+    reply[#reply + 1] = t
   end
 end
 if not peek then
