@@ -177,6 +177,45 @@ def test_a_call_that_gives_one_value_to_two_arguments_is_not_kept():
     assert rejection(episode("USD")) == "call repeats one value" and rejection(episode("EUR")) is None
 
 
+def answered(query: str, tool: str, arguments: dict, answer: str) -> Episode:
+    """A trial that called `tool` right (the real runner's result) and answered `answer`, judged solved."""
+    result = RUNNER.call(tool, arguments)
+    return Episode(tools=[tool], tool_specs=[REGISTRY.get(tool).spec.openai()], round=1, query=query, messages=[
+        Message(role="user", content=query), call(tool, **arguments),
+        Message(role="tool", tool_call_id=f"call_{tool}", name=tool, content=result.content(1024)), finish(answer)],
+        outcome=Outcome(final_answer=answer, tool_calls_ok=1, last_call_ok=True,
+                        reflection=Reflection(solved=True, reason="the tool answered")))
+
+
+def test_a_kept_answer_states_the_returned_field_the_request_asks_for():
+    """An answer that repeats a value of the request passes "it repeats a returned term" (the tool echoes
+    its dates); the request's words name the field it asks for (days: total_days), whose value a kept answer states."""
+    days = ("How many days are there between 2020-01-01 and 2022-12-31?", "calculate_date_difference",
+            {"start_date": "2020-01-01", "end_date": "2022-12-31"})
+    assert '"total_days": 1095' in RUNNER.call(days[1], days[2]).content(1024)
+    assert rejection(answered(*days, "2022-12-31")) == "answer not grounded in tool results"
+    assert rejection(answered(*days, "1095")) is None and rejection(answered(*days, "There are 1,095 days.")) is None
+    weekday = ("What day of the week is 2024-03-01?", "get_date_info", {"date": "2024-03-01"})
+    assert rejection(answered(*weekday, "Friday")) is None
+    assert rejection(answered(*weekday, "It is 2024-03-01.")) == "answer not grounded in tool results"
+    population = ("What is the population of Tokyo?", "get_city_info", {"city": "Tokyo"})
+    assert rejection(answered(*population, "About 13.96 million people.")) is None
+    assert rejection(answered(*population, "Tokyo is in Japan.")) == "answer not grounded in tool results"
+    # no returned field is named ("people"): any returned term grounds the answer, as before
+    assert rejection(answered("How many people live in Tokyo?", "get_city_info", {"city": "Tokyo"}, "In Japan.")) is None
+
+
+def test_a_returned_value_is_stated_as_written():
+    from actors.exploit import requested_values, states
+
+    assert states(1095, "1,095 days") and states(91.2734, "91.27 EUR") and states(13960000, "13.96 million")
+    assert states(-3.5, "it fell to -3.5 °C") and states("Friday", "a friday")
+    assert not states(1095, "1094") and not states(31, "2022-12-31") and not states(91.2734, "91.4 EUR, 91.2")
+    assert not states(12, "at 12:30") and not states("", "anything")
+    episode = answered("Which country is Lyon in?", "get_city_info", {"city": "Lyon"}, "France")
+    assert requested_values(episode.query, episode.messages) == ["France", "FR"]  # the city named is an echo
+
+
 def test_call_first_imagination_runs_the_example_call_then_writes_its_request(memory):
     """An example call that fails gives no query; one that runs is turned into a request stating its values,
     and the trial starts from that call and its result: the model only has to answer, and no model judges it."""
@@ -340,9 +379,9 @@ def test_max_per_call_keeps_few_copies_of_one_call(memory):
         return replace(good, id=episode_id, query=query, messages=messages)
 
     same_call = [asking("e0", "Tell me the population of Tokyo."), asking("e1", "Is Tokyo a capital city, and of where?"),
-                 asking("e2", "Which country has Tokyo in it?")]
+                 asking("e2", "How many residents does Tokyo have?")]  # all answered by the population
     assert len(select(same_call, default_embedder()).kept) == 3  # distinct queries, one call
     selection = select(same_call, default_embedder(), max_per_call=1)
     assert [e.id for e in selection.kept] == ["e0"] and selection.dropped["repeated call"] == 2
-    lima = asking("e3", "Which country has Lima in it?", city="Lima")
+    lima = asking("e3", "How many residents does Lima have?", city="Lima")
     assert [e.id for e in select([*same_call, lima], default_embedder(), max_per_call=2).kept] == ["e0", "e1", "e3"]
