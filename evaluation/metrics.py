@@ -8,12 +8,17 @@ argument match ≤ correct, since correct also counts a later call that gets it 
 - correct: every gold call is matched by some call of the path (right API and arguments);
 - answered: the path ends in Finish with give_answer;
 - pass rate: answered and the judge accepts the answer (see `judges`).
+
+Each percentage comes with its 95% percentile-bootstrap interval (`bootstrap_interval`): a tool has 10-15
+gold queries, so its score moves in 7-10 point steps, and a difference inside the intervals is noise.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from evaluation.records import Flags, QueryRecord, Turn
 from toolenv.gold import GoldCall, call_matches
@@ -72,9 +77,23 @@ def score(records: Sequence[QueryRecord], judge: Judge, specs: Mapping[str, Tool
     ]
 
 
+def bootstrap_interval(outcomes: Sequence[bool | float], resamples: int = 2000, confidence: float = 0.95,
+                       seed: int = 0) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean of per-query outcomes (0/1 correctness): where the score
+    of another draw of as many queries would fall. Seeded, so a report is the same every time it is written;
+    (0, 0) for no outcomes."""
+    values = np.asarray(outcomes, dtype=float)
+    if values.size == 0:
+        return 0.0, 0.0
+    draws = np.random.default_rng(seed).integers(0, values.size, size=(resamples, values.size))
+    tail = 50 * (1 - confidence)
+    low, high = np.percentile(values[draws].mean(axis=1), [tail, 100 - tail])
+    return float(low), float(high)
+
+
 @dataclass(frozen=True)
 class Summary:
-    """Percentages (0-100, two decimals) over `n` records."""
+    """Percentages (0-100, two decimals) over `n` records, and each one's 95% bootstrap interval by metric."""
 
     n: int
     well_formed: float
@@ -83,21 +102,22 @@ class Summary:
     correct: float
     answered: float
     pass_rate: float
+    ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 METRICS = ("well_formed", "api_match", "argument_match", "correct", "answered", "pass_rate")
+FLAGS = dict(zip(METRICS, ("well_formed", "api_match", "argument_match", "correct", "answered", "solved")))
 
 
 def summarize(records: Sequence[QueryRecord]) -> Summary:
     if any(record.flags is None for record in records):
         raise ValueError("summarize needs scored records (metrics.score)")
     n = len(records)
-
-    def percent(flag: str) -> float:
-        return round(100 * sum(getattr(record.flags, flag) for record in records) / n, 2) if n else 0.0
-
-    return Summary(n, percent("well_formed"), percent("api_match"), percent("argument_match"), percent("correct"),
-                   percent("answered"), percent("solved"))
+    outcomes = {metric: [getattr(record.flags, flag) for record in records] for metric, flag in FLAGS.items()}
+    percents = {metric: round(100 * sum(values) / n, 2) if n else 0.0 for metric, values in outcomes.items()}
+    intervals = {metric: tuple(round(100 * bound, 2) for bound in bootstrap_interval(values))
+                 for metric, values in outcomes.items()}
+    return Summary(n, **percents, ci95=intervals)
 
 
 def breakdown(records: Iterable[QueryRecord], by: str) -> dict[str, Summary]:

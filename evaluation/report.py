@@ -36,13 +36,20 @@ def eval_set_report(records: Sequence[EvalSetRecord], meta: dict[str, Any]) -> d
 
 
 def builtin_markdown(report: dict[str, Any]) -> str:
-    """One table: all queries, then each round, category and tool."""
-    columns = ["n", *METRICS]
+    """One table: all queries, then each round, category and tool; each percentage with its 95% bootstrap
+    interval in brackets (a report saved before there were intervals shows none)."""
     rows = [("**all**", report["summary"])]
     for key, label in (("by_round", "round {}"), ("by_category", "{}"), ("by_tool", "`{}`")):
         rows += [(label.format(name), summary) for name, summary in report[key].items()]
-    return _title(report) + _table(["", *(HEADERS[c] for c in columns)],
-                                   [[name, *(_cell(summary[c]) for c in columns)] for name, summary in rows])
+    return _title(report) + _table(["", HEADERS["n"], *(HEADERS[c] for c in METRICS)],
+                                   [[name, str(summary["n"]), *(score_cell(summary, c) for c in METRICS)]
+                                    for name, summary in rows])
+
+
+def score_cell(summary: dict[str, Any], metric: str) -> str:
+    """A percentage and, when the summary has it, its 95% bootstrap interval: "50.0 [20.0–80.0]"."""
+    low_high = summary.get("ci95", {}).get(metric)
+    return _cell(summary[metric]) + (f" [{low_high[0]:.1f}–{low_high[1]:.1f}]" if low_high else "")
 
 
 def eval_set_markdown(report: dict[str, Any]) -> str:

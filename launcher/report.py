@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 
+from evaluation.metrics import METRICS
+from evaluation.report import score_cell
 from replay.buffer import TableStats
 
 METRIC = "correct"  # STE's correctness: the right API with the right arguments
@@ -36,14 +38,16 @@ def learning_matrix(evaluations: dict[str, dict], rounds: list[int]) -> tuple[li
 
 
 def _per_tool(evaluations: dict[str, dict], tools: dict[int, list[str]]) -> list[str]:
-    """Correctness per tool and model: which tools were learned, which forgotten (`eval/` holds every query)."""
+    """Correctness per tool and model: which tools were learned, which forgotten (`eval/` holds every query),
+    with the 95% bootstrap interval of each score, since a tool's few gold queries make every score noisy."""
     names = [name for r in tools for name in tools[r]]
-    lines = ["Correctness (%) per tool (every query's calls and flags: `eval/<model>.json`):", "",
+    lines = ["Correctness (%) per tool, [95% bootstrap interval] (every query's calls and flags: "
+             "`eval/<model>.json`):", "",
              "| model | " + " | ".join(f"`{name}` (r{r})" for r in tools for name in tools[r]) + " |",
              "| --- | " + " | ".join("---:" for _ in names) + " |"]
     for label, evaluation in evaluations.items():
         by_tool = evaluation.get("by_tool", {})
-        cells = " | ".join(f"{by_tool[name][METRIC]:.1f}" if name in by_tool else "–" for name in names)
+        cells = " | ".join(score_cell(by_tool[name], METRIC) if name in by_tool else "–" for name in names)
         lines.append(f"| {label} | {cells} |")
     return lines + [""]
 
@@ -70,10 +74,11 @@ def write_report(run_dir: Path, config, tools: dict[int, list[str]], evaluations
                          f"{evaluations[label]['summary'][METRIC]:.1f} |")
         lineage = [i for i, label in enumerate(labels) if not label.endswith(NO_REPLAY)]  # the run's own models
         latest = evaluations[labels[lineage[-1]]]["summary"]
-        lines += ["", f"Other metrics of the latest model ({labels[lineage[-1]]}):", "",
-                  "| " + " | ".join(latest) + " |",
-                  "| " + " | ".join("---:" for _ in latest) + " |",
-                  "| " + " | ".join(_cell(v) for v in latest.values()) + " |", ""]
+        metrics = [metric for metric in METRICS if metric in latest]
+        lines += ["", f"Other metrics of the latest model ({labels[lineage[-1]]}), [95% bootstrap interval]:", "",
+                  "| n | " + " | ".join(metrics) + " |",
+                  "| ---: | " + " | ".join("---:" for _ in metrics) + " |",
+                  f"| {latest.get('n', '–')} | " + " | ".join(score_cell(latest, metric) for metric in metrics) + " |", ""]
         lines += _per_tool(evaluations, tools)
         _heatmap(labels, matrix, rounds, plots / "learning_matrix.png")
         _correctness([labels[i] for i in lineage], matrix[lineage], rounds, plots / "correctness.png")
@@ -167,10 +172,6 @@ def _replay_bars(bars: list[tuple[str, list[float]]], rounds: list[int], path: P
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _cell(value) -> str:
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 def _heatmap(labels: list[str], matrix: np.ndarray, rounds: list[int], path: Path) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from evaluation.judges import LLMJudge, WinRate, answer_solves, rule_judge, rule_pair_judge, win_rate
-from evaluation.metrics import breakdown, call_flags, score, summarize
+from evaluation.metrics import bootstrap_interval, breakdown, call_flags, score, summarize
 from evaluation.records import Flags, QueryRecord, Turn, path_turns
 from evaluation.report import builtin_markdown, builtin_report, win_rate_markdown, write_report
 from scripted import ScriptedPolicy, call, finish, text
@@ -94,6 +95,25 @@ def test_summary_percentages_nest_and_breakdowns_sum_up():
     assert list(breakdown(scored, "round")) == ["1", "2"]
     with pytest.raises(ValueError, match="scored"):
         summarize(records)
+    corrects = [record.flags.correct for record in scored]
+    assert summary.ci95["correct"] == tuple(round(100 * bound, 2) for bound in bootstrap_interval(corrects))
+    assert summary.ci95["correct"][0] <= summary.correct <= summary.ci95["correct"][1]
+    assert summary.ci95["well_formed"] == (100.0, 100.0) and set(summary.ci95) == set(summary.__dict__) - {"n", "ci95"}
+
+
+def test_the_bootstrap_interval_on_known_samples():
+    assert bootstrap_interval([1] * 10) == (1.0, 1.0) and bootstrap_interval([0] * 10) == (0.0, 0.0)
+    assert bootstrap_interval([]) == (0.0, 0.0)
+    # 5 of 10: a resample's mean is Binomial(10, 0.5) / 10, whose 2.5% and 97.5% quantiles are 0.2 and 0.8
+    half = [True, False] * 5
+    independent = np.quantile(np.random.default_rng(1).binomial(10, 0.5, 200_000) / 10, [0.025, 0.975])
+    assert bootstrap_interval(half) == pytest.approx(tuple(independent)) == (0.2, 0.8)
+    assert bootstrap_interval(half, seed=7) == bootstrap_interval(half, seed=7)  # seeded: a report repeats
+    # 120 of 400: close to the normal approximation 0.3 ± 1.96·sqrt(0.3·0.7/400) = 0.3 ± 0.045
+    low, high = bootstrap_interval([1] * 120 + [0] * 280)
+    assert low == pytest.approx(0.255, abs=0.01) and high == pytest.approx(0.345, abs=0.01)
+    assert bootstrap_interval([1] * 12 + [0] * 28) != (low, high)  # fewer queries, a wider interval
+    assert np.subtract(*bootstrap_interval([1] * 12 + [0] * 28)) < low - high
 
 
 def test_path_turns_checks_calls_against_the_offered_tools():
@@ -200,7 +220,8 @@ def test_report_json_and_markdown(tmp_path):
                    rule_judge, SPECS)
     report = builtin_report(scored, {"model": "scripted", "strategy": "react"})
     markdown = builtin_markdown(report)
-    assert "| **all** | 2 | 100.0 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 |" in markdown
+    assert ("| **all** | 2 | 100.0 [100.0–100.0] | 50.0 [0.0–100.0] | 50.0 [0.0–100.0] | 50.0 [0.0–100.0] | "
+            "50.0 [0.0–100.0] | 50.0 [0.0–100.0] |") in markdown
     assert "| round 2 |" in markdown and "| Dates |" in markdown and "| `add_to_date` |" in markdown
     json_path, markdown_path = write_report(report, markdown, tmp_path / "out", "builtin")
     loaded = json.loads(json_path.read_text())
