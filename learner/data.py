@@ -74,8 +74,18 @@ def sample_allowance(stats: TableStats) -> int:
     return max(0, math.floor(stats.counters["inserts"] * spi - stats.counters["samples"] - min_diff))
 
 
+def inserts_held_back(stats: TableStats) -> bool:
+    """Whether the limiter now holds an explorer's next insert back (the insert script's own rule)."""
+    spi, _, max_diff = stats.config.rate_limiter.bounds()
+    return (stats.size + 1 > stats.config.rate_limiter.min_size_to_sample
+            and (stats.counters["inserts"] + 1) * spi - stats.counters["samples"] > max_diff)
+
+
 def _ready(stats: TableStats, size: int, current: str, min_current: int) -> bool:
-    return sample_allowance(stats) >= size and stats.by_index.get(current, 0) >= min_current
+    """A whole batch is allowed, and the current round holds `min_current` items — unless explorers are held back
+    waiting for this very sample (credit left from earlier rounds): then waiting for them would block both sides."""
+    return sample_allowance(stats) >= size and (stats.by_index.get(current, 0) >= min_current
+                                                or inserts_held_back(stats))
 
 
 @dataclass

@@ -30,8 +30,19 @@ MISTAKES = [
     ("name: x\ntools: {rounds: [2, 1]}\n", "tools.rounds must be increasing"),
     ("name: x\ntools: {rounds: [7]}\n", "tools.rounds: no round 7 in the suite"),
     ("name: x\nlearn: {publish_every: 50, steps_per_round: 10}\n", "learn.publish_every (50) exceeds learn.steps_per_round"),
-    ("name: x\nbuffer: {rate_limiter: {kind: sample_to_insert_ratio, samples_per_insert: 8, error_buffer: 2}}\n",
-     "error_buffer (2.0) must be at least max(1, samples_per_insert=8.0)"),
+    ("name: x\nschedule: continual\nbuffer: {rate_limiter: {kind: sample_to_insert_ratio, samples_per_insert: 8, "
+     "error_buffer: 2}}\n", "error_buffer (2.0) must be at least max(1, samples_per_insert=8.0)"),
+    # the limiter guards the table the learner samples; configs under which it could block both sides are refused
+    ("name: x\nbuffer: {rate_limiter: {kind: sample_to_insert_ratio}}\n",
+     "buffer.rate_limiter: sample_to_insert_ratio needs schedule: continual"),
+    ("name: x\nschedule: continual\n", "buffer.rate_limiter: schedule continual needs kind sample_to_insert_ratio"),
+    ("name: x\nschedule: continual\nlearn: {micro_batch: 8, grad_accum: 2}\n"
+     "buffer: {rate_limiter: {kind: sample_to_insert_ratio, samples_per_insert: 2, error_buffer: 4}}\n",
+     "buffer.rate_limiter.error_buffer: 4.0 lets the learner run at most 8 samples ahead, less than one batch of 16"),
+    ("name: x\nschedule: continual\ntools: {rounds: [1], names: {1: [search_books]}}\nexplore: {episodes_per_tool: 8}\n"
+     "buffer: {rate_limiter: {kind: sample_to_insert_ratio, min_size_to_sample: 9}}\n",
+     "buffer.rate_limiter.min_size_to_sample: 9 exceeds the 8 episodes round 1 explores"),
+    ("name: x\nschedule: sometimes\n", "schedule: Input should be 'rounds' or 'continual'"),
     ("name: x\nlearn: {warmup_steps: 50, total_steps: 10}\n", "warmup_steps (50) exceeds total_steps (10)"),
     ("explore: {actors: 2}\n", "name: Field required"),
     ("name: x\nexplore: [1, 2]\n", "explore: Input should be a valid dictionary"),

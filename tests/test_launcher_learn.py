@@ -6,7 +6,8 @@ import torch
 
 from actors.model import smollm2_tokenizer
 from launcher.config import ExperimentConfig
-from launcher.run import draw_batch
+from learner.data import draw_batch
+from replay.buffer import RoundMix
 from replay.tables import TableConfig
 from tests.factories import make_episode
 
@@ -17,7 +18,7 @@ def test_stale_episodes_are_dropped_or_downweighted_in_the_loss(buffer, policy, 
                                                "steps_per_round": 1})
     buffer.create_table(TableConfig(name="train"))
     buffer.insert("train", [make_episode(0, policy_version=0), make_episode(1, policy_version=3)])
-    drawn = draw_batch(config, 1, 0.0, 3, buffer, "train", smollm2_tokenizer())
+    drawn = draw_batch(buffer, "train", smollm2_tokenizer(), config.learn, config.learn.max_tokens, RoundMix(1, 0.0), 3)
     versions = {e.policy_version for e in drawn.episodes}
     assert versions == ({0, 3} if policy == "downweight" else {3})  # 16 draws of 2 episodes: both come up
     weights = drawn.batch.loss_weights[drawn.batch.labels != -100]
