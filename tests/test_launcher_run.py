@@ -110,3 +110,57 @@ def test_a_stopped_run_shuts_down_cleanly_and_says_how_to_resume(tmp_path):
     time.sleep(2)
     left = subprocess.run(["pgrep", "-s", str(run.pid), "-a"], capture_output=True, text=True).stdout
     assert left == "", left  # the session's Ray processes and redis-server are gone
+
+
+TINY_CONTINUAL = ROOT / "tests" / "fixtures" / "launcher" / "tiny-continual.yaml"
+
+
+def _episodes(run_dir: Path, table: str) -> list[dict]:
+    out = run_dir.parent / f"{run_dir.name}-{table}.jsonl"
+    subprocess.run([*IMAGINARIUM, "buffer", "export", str(out), "--run-dir", str(run_dir), "--table", table],
+                   check=True, capture_output=True, cwd=ROOT)
+    return [json.loads(line)["imaginarium"] for line in out.read_text().splitlines()]
+
+
+def test_a_continual_run_learns_while_exploring_stops_on_sigterm_and_resumes_mid_round(tmp_path):
+    """Explorers stream while the learner trains: the learner starts before exploring ends, explorers take new
+    weights between episodes; SIGTERM mid-round leaves no process; --resume finishes, losing and doubling nothing."""
+    run_dir = tmp_path / "run"
+    first = subprocess.Popen([*IMAGINARIUM, "run", str(TINY_CONTINUAL), "--run-dir", str(run_dir)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 400
+    while not (_events(run_dir, "train") and json.loads((run_dir / "state.json").read_text()).get("checkpoint")
+               if (run_dir / "state.json").exists() else False):
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.2)
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=180)
+    assert first.returncode == 130, out + err
+    assert "run interrupted" in err and f"imaginarium run --resume {run_dir}" in err and "Traceback" not in err
+    time.sleep(2)
+    left = subprocess.run(["pgrep", "-s", str(first.pid), "-a"], capture_output=True, text=True).stdout
+    assert left == "", left
+    killed_state = json.loads((run_dir / "state.json").read_text())
+    assert "stream" not in killed_state["phases"].get("1", [])  # stopped mid-round
+    explored_before = _explored_ids(run_dir)
+
+    resumed = subprocess.run([*IMAGINARIUM, "run", "--resume", str(run_dir)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["phases"]["1"] == ["stream", "eval"] and state["phases"]["2"] == ["stream", "eval", "no_replay"]
+    assert set(state["evaluations"]) == {"base", "round 1", "round 2", "round 2 no replay"}
+    explored = _episodes(run_dir, "explore")
+    ids = [e["id"] for e in explored]
+    assert len(ids) == len(set(ids)) and set(explored_before) <= set(ids)  # nothing doubled, nothing lost
+    assert len({e["id"] for e in _episodes(run_dir, "explore-train")}) == len(_episodes(run_dir, "explore-train"))
+    # concurrency: round 1's learner trained before its last episode was explored, and explorers picked up
+    # published weights mid-round, between episodes
+    first_train = min(e["time"] for e in _events(run_dir, "train") if e["round"] == 1)
+    assert first_train < max(e["created_at"] for e in explored if e["round"] == 1)
+    assert any(e["policy_version"] > 0 for e in explored if e["round"] == 1)
+    for event in _events(run_dir, "train"):
+        assert min(event["version_lag"]) >= 0 and 0 <= event["idle"] <= 1
+    assert _events(run_dir, "explorer-0") and _events(run_dir, "precision")[0]["precision"] in ("bf16", "fp32")
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert "| round 2 | " in (run_dir / "report.md").read_text()
