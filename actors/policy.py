@@ -19,11 +19,14 @@ import functools
 import json
 import re
 import uuid
+import warnings
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import jsonschema
+import numpy as np
 import torch
 import xgrammar as xgr
 from transformers import LogitsProcessorList, StaticCache, TemperatureLogitsWarper, TopPLogitsWarper
@@ -145,6 +148,37 @@ def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
+def load_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor | np.ndarray]) -> None:
+    """Make `state_dict` the model's weights (every key, every shape must match), copying only what must be.
+
+    numpy arrays are weights as `learner.publish` sends them, views of Ray's object store: where dtype
+    and device match they become the weights as they are, shared by every explorer on the node and
+    never copied (the store's objects are immutable; the model only reads its weights). uint16
+    arrays hold bfloat16 bits. Anything else is converted into fresh tensors of the model's own dtype
+    and device, and torch tensors are copied, so no caller's tensor is ever shared.
+    """
+    own = model.state_dict()
+    converted: dict[tuple, torch.Tensor] = {}  # by memory and shape: tied weights stay one tensor
+    tensors = {}
+    for name, value in state_dict.items():
+        target = own.get(name)
+        source = (value.ctypes.data if isinstance(value, np.ndarray) else value.data_ptr(), tuple(value.shape))
+        if target is None or source in converted:
+            tensors[name] = converted.get(source, value)
+            continue
+        if isinstance(value, np.ndarray):
+            with warnings.catch_warnings():  # read-only memory: fine for weights that are only read
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                tensor = torch.from_numpy(value)
+            if tensor.dtype == torch.uint16:
+                tensor = tensor.view(torch.bfloat16)
+            tensor = tensor.to(target.device, target.dtype)
+        else:
+            tensor = value.to(target.device, target.dtype, copy=True)
+        converted[source] = tensors[name] = tensor
+    model.load_state_dict(tensors, strict=True, assign=True)
+
+
 class TransformersPolicy:
     """A local transformers causal LM: one left-padded `generate` per batch, grammar-constrained per row.
 
@@ -206,7 +240,7 @@ class TransformersPolicy:
 
     def load_weights(self, version: int, state_dict: dict) -> None:
         """Take the learner's weights (every key, every shape must match) and their version."""
-        self.model.load_state_dict(state_dict, strict=True)
+        load_state_dict(self.model, state_dict)
         self._prefixes.clear()  # computed by the old weights
         self.version = version
 

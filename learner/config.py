@@ -53,6 +53,7 @@ class LearnerConfig(BaseModel):
     # the continual loop
     checkpoint_every: int = Field(0, ge=0)  # optimizer steps between checkpoints; 0: only when asked
     publish_every: int = Field(1, ge=1)  # optimizer steps between weight publications
+    publish_dtype: Literal["fp32", "bf16"] = "fp32"  # weights' precision in transit; explorers keep their own dtype
     staleness_cap: int | None = Field(None, ge=0)  # S: samples older than version v - S are stale
     staleness_policy: Literal["drop", "downweight"] = "drop"
     replay_fraction: float = Field(0.1, ge=0, le=1)  # share of each batch drawn from earlier rounds

@@ -11,7 +11,8 @@ import math
 import os
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -146,9 +147,12 @@ def load_causal_lm(model_dir: str | Path, cfg: LearnerConfig) -> torch.nn.Module
     return get_peft_model(model, lora)
 
 
-def plain_state_dict(model: torch.nn.Module) -> StateDict:
-    """CPU copies of the weights under the plain model's keys; LoRA adapters folded into their base weights
-    (computed beside them, never merged in place, so the trained base stays bit-exact). Tied weights stay one tensor."""
+def plain_state_dict(model: torch.nn.Module, copy: bool = True) -> StateDict:
+    """The weights on the CPU under the plain model's keys; LoRA adapters folded into their base weights
+    (computed beside them, never merged in place, so the trained base stays bit-exact). Tied weights stay one tensor.
+
+    `copy=False` leaves CPU weights without an adapter as views of the live parameters, for a caller that
+    copies them anyway (into the object store) before they change."""
     if isinstance(model, PeftModel):
         base = model.get_base_model()
         deltas = {f"{name}.base_layer.weight": module.get_delta_weight(model.active_adapter)
@@ -162,9 +166,10 @@ def plain_state_dict(model: torch.nn.Module) -> StateDict:
     for name, tensor, delta in named:
         key = tensor.data_ptr()
         if key not in copies:
-            copies[key] = tensor.detach().to("cpu", copy=True)
+            tensor = tensor.detach()
             if delta is not None:
-                copies[key] += delta.detach().to("cpu")
+                tensor = tensor.to("cpu") + delta.detach().to("cpu")
+            copies[key] = tensor.to("cpu", copy=copy and delta is None)
         state[name] = copies[key]
     return state
 
@@ -228,8 +233,15 @@ class Engine:
         gathered (a collective) for the copy and re-partitioned afterwards. Below ZeRO-3 the
         gather is a no-op. Under LoRA it is the merged model, which explorers load as is.
         """
+        with self.gathered_weights(copy=True) as state:
+            return state
+
+    @contextmanager
+    def gathered_weights(self, copy: bool = False) -> Iterator[StateDict | None]:
+        """`full_state_dict` for the length of a block, gathered once: without `copy`, CPU weights are views
+        of the parameters, which a caller that copies them anyway (Ray's object store) copies once."""
         with deepspeed.zero.GatheredParameters(list(self.model.parameters())):
-            return plain_state_dict(self.model) if self.rank == 0 else None
+            yield plain_state_dict(self.model, copy) if self.rank == 0 else None
 
     def _all_sum(self, value: float) -> float:
         total = torch.tensor([value], dtype=torch.float64, device=self.device)

@@ -16,6 +16,7 @@ import torch
 from learner.checkpoint import export_pretrained, load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import Batch, Engine, LossFn, StateDict, batch_loss, free_port, split_rows
+from learner.publish import to_wire
 
 
 class LearnerRank:
@@ -49,6 +50,12 @@ class LearnerRank:
     def full_state_dict(self) -> StateDict | None:
         return self.engine.full_state_dict()
 
+    def weights_ref(self) -> ray.ObjectRef | None:
+        """Rank 0 puts its weights, in their published form, into the object store itself, from inside
+        the gather: one copy of the weights, none through the driver. None on the other ranks."""
+        with self.engine.gathered_weights() as state:
+            return None if state is None else ray.put(to_wire(state, self.cfg.publish_dtype))
+
     def save_checkpoint(self, directory: str, client_state: dict[str, Any]) -> str:
         return str(save_checkpoint(self.engine, directory, client_state))
 
@@ -70,22 +77,28 @@ class LearnerGroup:
         master_addr, master_port = ray.get(self.ranks[0].rendezvous_address.remote())
         ray.get([rank.setup.remote(str(model), prepare, master_addr, master_port, loss_fn) for rank in self.ranks])
         self.precision: str = ray.get(self.ranks[0].precision.remote())
+        self._weights: ray.ObjectRef | None = None  # the published form of the current weights, once asked for
 
     def train_step(self, batch: Batch) -> float:
         """One optimizer step on a global batch, its rows split evenly over the ranks; the global loss."""
+        self._weights = None
         shares = split_rows(batch, len(self.ranks))
         return ray.get([rank.train_step.remote(share) for rank, share in zip(self.ranks, shares)])[0]
 
     def state_dict_ref(self) -> ray.ObjectRef:
-        """Rank 0's gathered full state dict, left in the object store: the driver never copies it."""
-        refs = [rank.full_state_dict.remote() for rank in self.ranks]
-        ray.wait(refs, num_returns=len(refs), fetch_local=False)
-        return refs[0]
+        """The current weights in the object store, as `learner.publish.publish` sends them: the driver never
+        copies them. Gathered once per optimizer step: asked again before the next step (the explorers,
+        then the evaluator), it is the same object."""
+        if self._weights is None:
+            refs = ray.get([rank.weights_ref.remote() for rank in self.ranks])  # every rank joins the gather
+            self._weights = refs[0]
+        return self._weights
 
     def save_checkpoint(self, directory: str | Path, client_state: dict[str, Any]) -> Path:
         return Path(ray.get([rank.save_checkpoint.remote(str(directory), client_state) for rank in self.ranks])[0])
 
     def load_checkpoint(self, directory: str | Path, tag: str | None = None) -> dict[str, Any]:
+        self._weights = None
         return ray.get([rank.load_checkpoint.remote(str(directory), tag) for rank in self.ranks])[0]
 
     def export_pretrained(self, directory: str | Path) -> Path:

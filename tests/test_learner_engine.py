@@ -169,3 +169,15 @@ def test_lora_trains_adapters_only_and_publishes_a_plain_merged_model(model_dir,
     exported = AutoModelForCausalLM.from_pretrained(export_pretrained(engine, tmp_path / "lora-export")).state_dict()
     for name, tensor in exported.items():
         torch.testing.assert_close(tensor, after[name], atol=0, rtol=0)
+
+
+def test_weights_for_publishing_are_views_and_a_full_state_dict_a_copy(twenty_steps):
+    """What is put into the object store is read from the parameters themselves (one copy, the store's);
+    `full_state_dict` keeps its promise of a copy. Tied weights stay one tensor either way."""
+    engine, _, _ = twenty_steps
+    live = {name: tensor.data_ptr() for name, tensor in engine.model.state_dict().items()}
+    with engine.gathered_weights() as view:
+        assert {name: tensor.data_ptr() for name, tensor in view.items()} == live
+    copied = engine.full_state_dict()
+    assert not {name for name, tensor in copied.items() if tensor.data_ptr() == live[name]}
+    assert copied["lm_head.weight"].data_ptr() == copied["model.embed_tokens.weight"].data_ptr()

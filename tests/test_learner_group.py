@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from factories import make_episode
+from actors.policy import load_state_dict
 from launcher.cluster import start_ray
 from learner.config import LearnerConfig
 from learner.engine import Engine
@@ -37,8 +38,8 @@ class DummyExplorer:
         self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
         self.version = 0
 
-    def load_weights(self, version: int, state_dict: dict[str, torch.Tensor]) -> int:
-        self.model.load_state_dict(state_dict)
+    def load_weights(self, version: int, state_dict: dict[str, np.ndarray]) -> int:
+        load_state_dict(self.model, state_dict)
         self.version = version
         return version
 
@@ -80,7 +81,8 @@ def trained_group(ray_local, model_dir, batches):
     """A 2-rank group after STEPS steps, with its losses and its weights then (later tests train it on)."""
     group = LearnerGroup(model_dir, LearnerConfig(ranks=2, **CFG))
     losses = [group.train_step(batch) for batch in batches]
-    yield group, losses, ray.get(group.state_dict_ref())
+    published = ray.get(group.state_dict_ref())  # numpy arrays, as explorers receive them
+    yield group, losses, {name: torch.tensor(array) for name, array in published.items()}
     group.shutdown()
 
 
@@ -115,8 +117,13 @@ def test_the_weight_bound_tells_apart_a_batch_one_token_off(trained_group, model
 def test_group_resumes_from_its_checkpoint(trained_group, batches, tmp_path):
     group, _, _ = trained_group
     group.save_checkpoint(tmp_path, {"policy_version": STEPS})
+    published = group.state_dict_ref()
+    assert group.state_dict_ref() == published  # gathered once per step, however many ask
     expected = [group.train_step(batch) for batch in batches[:2]]
+    trained = group.state_dict_ref()
+    assert trained != published
     assert group.load_checkpoint(tmp_path) == {"policy_version": STEPS}
+    assert group.state_dict_ref() not in (published, trained)
     assert [group.train_step(batch) for batch in batches[:2]] == expected
 
 
@@ -131,14 +138,22 @@ def test_publish_reaches_every_explorer_and_changes_its_logits(trained_group, mo
     assert ray.get([explorer.policy_version.remote() for explorer in explorers]) == [1, 1]
     after = ray.get([explorer.logits.remote(input_ids) for explorer in explorers])
     learner_model = AutoModelForCausalLM.from_pretrained(model_dir)
-    learner_model.load_state_dict(ray.get(weights))
+    load_state_dict(learner_model, ray.get(weights))
     with torch.no_grad():
         expected = learner_model(input_ids).logits
     assert not torch.allclose(after[0], before)
     for logits in after:
         torch.testing.assert_close(logits, expected)
 
-    assert publish(2, ray.get(weights), explorers) == [2, 2]  # a plain state dict goes in once, by ray.put
+    plain = learner_model.state_dict()
+    assert publish(2, plain, explorers) == [2, 2]  # a plain state dict goes in once, by ray.put
+    torch.testing.assert_close(ray.get(explorers[1].logits.remote(input_ids)), expected)
+    assert publish(3, plain, explorers, dtype="bf16") == [3, 3]  # what arrives is the weights rounded to bf16
+    learner_model.load_state_dict({name: tensor.to(torch.bfloat16).float() for name, tensor in plain.items()})
+    with torch.no_grad():
+        rounded = learner_model(input_ids).logits
+    assert not torch.equal(rounded, expected)
+    torch.testing.assert_close(ray.get(explorers[1].logits.remote(input_ids)), rounded)
 
 
 def test_staleness_drops_or_downweights_old_episodes():

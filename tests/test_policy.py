@@ -10,6 +10,7 @@ import json
 import random
 
 import jsonschema
+import numpy as np
 import pytest
 import torch
 from factories import WEATHER_SPEC
@@ -17,6 +18,7 @@ from factories import WEATHER_SPEC
 from actors.model import load_default_model, tiny_model
 from actors.policy import Sampling, TransformersPolicy, parse_tool_call
 from actors.templates import TOOL_TEMPLATE, ensure_tool_template, render, supports_tools
+from learner.publish import to_wire
 from replay.episode import FunctionCall, Message, ToolCall
 from replay.export import message_to_chat
 
@@ -271,3 +273,40 @@ def test_smollm2_replies_are_the_same_with_and_without_the_system_turn_cache():
     plain = TransformersPolicy(model, tokenizer, prefix_cache=False).chat(batch, tools, sampling)
     assert [reply.raw for reply in cached] == [reply.raw for reply in plain]
     assert all(reply.parse_error is None for reply in cached), [reply.raw for reply in cached]
+
+
+def test_published_weights_become_the_models_weights_without_a_copy():
+    """numpy arrays (Ray's object store hands them out as views) are adopted as they are, ties included."""
+    policy = TransformersPolicy(*tiny_model(seed=0))
+    other, _ = tiny_model(seed=1)
+    wire = to_wire(other.state_dict())
+    policy.load_weights(2, wire)
+    weights = policy.model.state_dict()
+    for name, array in wire.items():
+        assert weights[name].data_ptr() == array.ctypes.data, name
+    assert policy.model.get_input_embeddings().weight.data_ptr() == policy.model.get_output_embeddings().weight.data_ptr()
+    input_ids = torch.tensor([[1, 20, 300, 42]])
+    with torch.inference_mode():
+        torch.testing.assert_close(policy.model(input_ids).logits, other(input_ids).logits)
+
+
+def test_bf16_published_weights_arrive_in_the_models_own_dtype():
+    policy = TransformersPolicy(*tiny_model(seed=0))
+    other, _ = tiny_model(seed=1)
+    wire = to_wire(other.state_dict(), "bf16")
+    assert {array.dtype for array in wire.values()} == {np.dtype(np.uint16)}  # half the bytes in transit
+    policy.load_weights(3, wire)
+    for name, tensor in other.state_dict().items():
+        loaded = policy.model.state_dict()[name]
+        assert loaded.dtype == torch.float32
+        torch.testing.assert_close(loaded, tensor.to(torch.bfloat16).float(), rtol=0, atol=0)
+
+
+def test_a_torch_state_dict_is_copied_not_shared():
+    policy = TransformersPolicy(*tiny_model(seed=0))
+    other, _ = tiny_model(seed=1)
+    policy.load_weights(1, other.state_dict())
+    before = policy.model.lm_head.weight.clone()
+    with torch.no_grad():
+        other.lm_head.weight.add_(1.0)
+    torch.testing.assert_close(policy.model.lm_head.weight, before)
