@@ -68,16 +68,49 @@ def run(
         Console(stderr=True).print(f"[yellow]run interrupted[/]; Ray and Redis are stopped; continue it with: "
                                    f"imaginarium run --resume {run_dir}", highlight=False, soft_wrap=True)
         raise typer.Exit(130)
-    except Exception as error:  # an actor died, a server went away: say so, and how to continue
+    except Exception as error:  # an actor died or failed, a server went away: say why, and how to continue
         import ray.exceptions
 
         if not isinstance(error, (ray.exceptions.RayError, ConnectionError, OSError)):
             raise
-        Console(stderr=True).print(f"[red]run stopped:[/] {type(error).__name__}: {str(error).splitlines()[0]}\n"
+        log = write_error_log(error, run_dir)
+        Console(stderr=True).print(f"[red]run stopped:[/] {stop_reason(error)}\nfull traceback: {log}\n"
                                    f"continue it with: imaginarium run --resume {run_dir}", highlight=False,
                                    soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"report: {report}")
+
+
+def stop_reason(error: BaseException) -> str:
+    """What stopped a run, in one line: the exception raised inside an actor, not Ray's wrapper around it
+    (whose first line, "ray::LearnerRank.train_step() (pid=…)", names only the task).
+
+    A RayTaskError carries the actor's exception as `cause` (a chain of them when an actor called another);
+    where Ray could not ship the exception (none, or a RayError standing in for one that does not pickle), the
+    actor's traceback text is all there is, and its last line names the exception.
+    """
+    from ray.exceptions import RayError, RayTaskError
+
+    while isinstance(error, RayTaskError) and error.cause is not None and error.cause is not error:
+        error = error.cause
+    text = error.traceback_str if isinstance(error, RayTaskError) else str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if isinstance(error, RayError) and "Traceback (most recent call last)" in text:
+        return lines[-1]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def write_error_log(error: BaseException, run_dir: Path) -> Path:
+    """Append the full traceback (the actor's own, inside a RayTaskError's text) to RUN_DIR/error.log, without
+    the terminal colours Ray puts in it."""
+    import re
+    import traceback
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "".join(traceback.format_exception(error)))
+    log = run_dir / "error.log"
+    with log.open("a") as out:
+        out.write(f"=== run stopped {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n{text}\n")
+    return log
 
 
 def plan(config) -> str:
