@@ -28,10 +28,14 @@ class ExplorerConfig:
     redis_url: str
     table: str = "explore"
     model: str = "default"  # "default" (SmolLM2-135M-Instruct), "tiny" (random weights, tests), or a path
+    endpoint: dict | None = None  # {base_url, model, api_key_env}: explore through an OpenAI-compatible server
+    teacher: str = ""  # "": this explorer runs the student; else the teacher's name, recorded in its episodes
     threads: int = 1
     strategy: str = "react"  # react | react@N | dfsdt
     budget: Budget = field(default_factory=Budget)
     ste: STEConfig = field(default_factory=STEConfig)
+    tool_sources: tuple[str, ...] = ("builtin",)  # `toolenv.sources` strings, opened in the actor's own process
+    tool_rounds: dict[int, list[str]] | None = None  # the config's round → tools, when it names them
     tool_timeout_s: float = 5.0
     push_timeout_s: float | None = None  # None: wait on the rate limiter as long as it takes
     seed: int = 0
@@ -77,8 +81,14 @@ def make_strategy(name: str, budget: Budget) -> Strategy:
     raise ValueError(f"unknown strategy '{name}': use react, react@N or dfsdt")
 
 
-def make_policy(model: str, threads: int):
-    """A policy for a config's model: "default", "tiny" (both built on this node if needed) or a folder."""
+def make_policy(model: str, threads: int, endpoint: dict | None = None):
+    """A policy for a config's model: "default", "tiny" (both built on this node if needed) or a folder; or an
+    OpenAI-compatible endpoint ({base_url, model, api_key_env}: the key is read from that variable here)."""
+    if endpoint is not None:
+        from actors.endpoint import EndpointPolicy
+
+        key_env = endpoint.get("api_key_env")
+        return EndpointPolicy(endpoint["base_url"], endpoint["model"], os.environ.get(key_env) if key_env else None)
     from actors.model import load_model, model_folder
     from actors.policy import TransformersPolicy
 
@@ -98,13 +108,13 @@ class Explorer:
         from actors.embeddings import default_embedder
         from actors.memory import LongTermMemory
         from replay.buffer import ReplayBuffer
-        from toolenv.registry import builtin_registry
+        from toolenv.sources import load_tools
         from toolenv.runner import Limits, ToolRunner
 
         self.config = config
         self.name = name
-        self.policy = make_policy(config.model, config.threads)
-        self.registry = builtin_registry()
+        self.policy = make_policy(config.model, config.threads, config.endpoint)
+        self.registry = load_tools(config.tool_sources, config.tool_rounds)
         self.runner = ToolRunner(self.registry, Limits(timeout_s=config.tool_timeout_s))
         self.buffer = ReplayBuffer(config.redis_url, seed=config.seed)
         self.memory = LongTermMemory(self.buffer.redis, default_embedder())
@@ -120,7 +130,7 @@ class Explorer:
         """One STE session per tool; returns counts for the progress display."""
         counts = {"episodes": 0, "kept": 0, "solved": 0, "failed": 0, "duplicates": 0}
         for batch in explore(self.policy, self.registry, self.runner, tools, self.config.ste, self.memory,
-                             self.strategy, actor=self.name):
+                             self.strategy, actor=self.name, model=self.config.teacher):
             counts["failed"] += batch.failed
             if not batch.episodes:
                 continue
@@ -153,7 +163,7 @@ class Explorer:
                 unit = [tools[(next_tool + i) % len(tools)] for i in range(sessions_per_call)]
                 next_tool += sessions_per_call
                 for batch in explore(self.policy, self.registry, self.runner, unit, self.config.ste, self.memory,
-                                     self.strategy, actor=self.name):
+                                     self.strategy, actor=self.name, model=self.config.teacher):
                     self._progress["failed"] += batch.failed
                     if batch.episodes:
                         kept = select(batch.episodes, embedder, selection.duplicate_threshold,
@@ -225,6 +235,8 @@ class Explorer:
     def load_weights(self, version: int, state_dict: dict) -> int:
         """Take policy version `version`: at once between units, or, while streaming, after the trial in flight
         (the stream applies it), so an episode never mixes two versions. Returns the version now announced."""
+        if self.config.teacher:
+            raise RuntimeError(f"{self.name} runs the teacher {self.config.teacher}: it never takes the student's weights")
         with self._weights_lock:
             if not self._streaming:
                 self.policy.load_weights(version, state_dict)

@@ -124,6 +124,7 @@ def explore(
     memory: LongTermMemory | None = None,
     strategy: Strategy | None = None,
     actor: str = "",
+    model: str = "",
 ) -> Iterator[TrialBatch]:
     """One session per entry of `tools`; yields after every trial so the caller can push what is done."""
     strategy = strategy or ReAct()
@@ -163,7 +164,7 @@ def explore(
             episodes.append(Episode(
                 tools=[session.tool], tool_specs=[registry.get(session.tool).spec.openai(), strategy.budget.finish],
                 round=session.round, query=idea.query, messages=result.messages, outcome=result.outcome,
-                search=result.search, policy_version=policy.version, session=session.id, trial=trial, actor=actor,
+                search=result.search, policy_version=policy.version, session=session.id, trial=trial, actor=actor, model=model,
                 created_at=time.time(), tokens=tokens,
                 timings={**result.timings, "imagine": round(imagine_s / len(sessions), 4),
                          "reflect": round(reflect_s / len(live), 4),

@@ -40,9 +40,8 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
 ):
     """Run a continual tool-learning experiment: explore, exploit, learn, publish, evaluate — round after round."""
-    from launcher.config import ConfigError, load_config
+    from launcher.config import ConfigError, load_config, tools_registry
     from launcher.run import run_experiment
-    from toolenv.registry import builtin_registry
 
     if resume is not None:
         if not (resume / "config.yaml").exists():
@@ -51,11 +50,13 @@ def run(
     if config_path is None:
         fail("give a CONFIG file (e.g. configs/cpu-demo.yaml) or --resume RUN_DIR")
     try:
-        config = load_config(config_path, builtin_registry())
+        config = load_config(config_path)
+        registry = tools_registry(config, config_path)
+        load_config(config_path, registry)  # with its tools: every round's, and the learner can start
     except ConfigError as error:
         fail(str(error))
     if dry_run:
-        console.print(plan(config))
+        console.print(plan(config, registry))
         return
     if run_dir is not None and resume is None:
         if run_dir.exists():
@@ -113,13 +114,10 @@ def write_error_log(error: BaseException, run_dir: Path) -> Path:
     return log
 
 
-def plan(config) -> str:
+def plan(config, registry) -> str:
     """What a run will do, in words: actors, resources, rounds, budgets."""
-    from toolenv.registry import builtin_registry
-
-    registry = builtin_registry()
     learn, explore_ = config.learn, config.explore
-    lines = [f"experiment {config.name} (seed {config.seed})",
+    lines = [f"experiment {config.name} (seed {config.seed}, schedule {config.schedule})",
              f"  Redis: {config.redis.url or 'embedded redis-server, AOF in the run folder'}",
              f"  Ray: {config.ray.address or 'local'}; model: {config.model.path}",
              f"  explorers: {explore_.actors} × ({explore_.threads} thread(s), {explore_.strategy}, "

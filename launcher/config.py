@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from learner.config import LearnerConfig
 from replay.tables import RateLimiter
+from toolenv.sources import SourceError, load_tools, tools_by_round
 
 
 class ConfigError(ValueError):
@@ -33,17 +34,36 @@ class ModelSection(_Strict):
 
 
 class ToolsSection(_Strict):
-    suite: Literal["builtin"] = "builtin"
+    # where tools come from (`toolenv.sources`): builtin, python:…, openai:…, toolbench:…, mcp:…, mcp+http(s)://…,
+    # openapi:…; every explorer and the evaluator open the same sources in their own process
+    sources: list[str] = Field(default_factory=lambda: ["builtin"], min_length=1)
+    # the rounds to run: [1, 2] (the built-in suite's own rounds), or {1: [names or globs], 2: [...]} across sources
     rounds: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     per_round: int | None = Field(None, ge=1)  # the first N tools of each round (all if None)
-    # round → its tools to learn, by name (None: the suite's order); rounds not in `rounds` are not run
+    # round → its tools to learn, by name or glob (None: the suite's order); `rounds` as a mapping sets it
     names: dict[int, list[str]] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _rounds_as_mapping(cls, data):
+        """`rounds: {1: [...], 2: [...]}` is `rounds: [1, 2]` with `names`: one representation inside."""
+        if isinstance(data, dict) and isinstance(data.get("rounds"), dict):
+            if data.get("names") is not None:
+                raise ValueError("tools.rounds as a mapping already names each round's tools: drop tools.names")
+            data = {**data, "names": data["rounds"], "rounds": sorted(data["rounds"])}
+        return data
+
     def by_round(self, registry) -> dict[int, list[str]]:
-        """The tools each round explores and is evaluated on: those named, else the round's in the suite's order."""
+        """The tools each round explores and is evaluated on: those named (globs resolved across sources), else the
+        round's in the suite's order."""
         if self.names is not None:
-            return {r: self.names[r][: self.per_round] for r in self.rounds}
+            named = tools_by_round(registry, {r: self.names[r] for r in self.rounds})
+            return {r: named[r][: self.per_round] for r in self.rounds}
         return {r: [tool.name for tool in registry.by_round(r)][: self.per_round] for r in self.rounds}
+
+    @property
+    def builtin_only(self) -> bool:
+        return self.sources == ["builtin"]
 
 
 class BudgetSection(_Strict):
@@ -57,7 +77,22 @@ class BudgetSection(_Strict):
     max_answer_chars: int | None = Field(None, ge=16)  # cap on Finish's answer, so a looping small model still closes it
 
 
+class Endpoint(_Strict):
+    """An OpenAI-compatible chat endpoint (vLLM, SGLang, llama.cpp, OpenAI, `actors.serve`)."""
+
+    base_url: str = Field(pattern=r"^https?://")
+    model: str
+    api_key_env: str | None = None  # the environment variable holding the key: never written into the run
+
+
+class TeacherEndpoint(_Strict):
+    endpoint: Endpoint
+
+
 class ExploreSection(_Strict):
+    # who explores: None, the student (`model.path`, which the learner trains and publishes to); or a teacher
+    # ("default", a folder, or {endpoint: {...}}) that explores for the student and never takes its weights
+    model: str | TeacherEndpoint | None = None
     actors: int = Field(2, ge=1)
     threads: int = Field(1, ge=1)
     episodes_per_tool: int = Field(8, ge=1)
@@ -147,6 +182,9 @@ class ExperimentConfig(_Strict):
                              f"({self.learn.steps_per_round}): explorers would never get new weights")
         if self.learn.gpus_per_rank == 0 and self.learn.ranks * self.learn.threads > 64:
             raise ValueError("learn.ranks × learn.threads over 64 CPU threads: set learn.gpus_per_rank for GPU ranks")
+        if self.explore.model is not None and self.learn.staleness_cap is not None:
+            raise ValueError("learn.staleness_cap: a teacher (explore.model) explores with its own weights, never a "
+                             "student version, so its episodes have no staleness: leave the cap unset")
         limiter, batch = self.buffer.rate_limiter, self.learn.batch_size
         if limiter.kind == "sample_to_insert_ratio" and self.schedule == "rounds":
             raise ValueError("buffer.rate_limiter: sample_to_insert_ratio needs schedule: continual (in rounds the "
@@ -164,7 +202,8 @@ class ExperimentConfig(_Strict):
 def load_config(path: str | Path, registry=None) -> ExperimentConfig:
     """Read and validate; every problem becomes ConfigError with `file: key: message`.
 
-    With the tool `registry`, also that every round exists and every named tool is one of its round's.
+    With the tool `registry` (`tools_registry(config)` opens the config's own sources), also that every round has
+    its tools and the learner can start.
     """
     path = Path(path)
     try:
@@ -186,9 +225,20 @@ def load_config(path: str | Path, registry=None) -> ExperimentConfig:
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         raise ConfigError(f"{path}: {key + ': ' if key else ''}{message}{more}") from None
     if registry is not None:
-        _check_tools(path, config.tools, registry)
+        try:
+            _check_tools(path, config.tools, registry)
+        except SourceError as error:
+            raise ConfigError(f"{path}: {error}") from None
         _check_limiter_reachable(path, config, registry)
     return config
+
+
+def tools_registry(config: ExperimentConfig, path: str | Path = "config") -> object:
+    """The tools of the config's sources, each named tool carrying its configured round (one line on failure)."""
+    try:
+        return load_tools(config.tools.sources, config.tools.names)
+    except SourceError as error:
+        raise ConfigError(f"{path}: tools.sources: {error}") from None
 
 
 def _check_limiter_reachable(path: Path, config: ExperimentConfig, registry) -> None:
@@ -202,16 +252,15 @@ def _check_limiter_reachable(path: Path, config: ExperimentConfig, registry) -> 
 
 
 def _check_tools(path: Path, tools: ToolsSection, registry) -> None:
-    available = registry.rounds()
-    missing = [r for r in tools.rounds if r not in available]
-    if missing:
-        raise ConfigError(f"{path}: tools.rounds: no round {missing[0]} in the suite "
-                          f"(rounds: {', '.join(map(str, available))})")
-    for r, names in (tools.names or {}).items():
-        own = [tool.name for tool in registry.by_round(r)]
-        for name in names:
-            if name not in own:
-                where = f"a round-{registry.get(name).spec.round} tool" if name in registry else "no such tool"
-                raise ConfigError(f"{path}: tools.names.{r}: {name!r} is {where} (round {r}: {', '.join(own)})")
+    if tools.names is None:
+        available = registry.rounds()
+        missing = [r for r in tools.rounds if r not in available]
+        if missing:
+            raise ConfigError(f"{path}: tools.rounds: no round {missing[0]} in the suite "
+                              f"(rounds: {', '.join(map(str, available))}); or name each round's tools: "
+                              "tools.rounds: {1: [names or globs], …}")
+        return
+    tools.by_round(registry)  # every name known, every glob matching, no tool in two rounds
+    for r, names in tools.names.items():
         if len(set(names)) != len(names):
             raise ConfigError(f"{path}: tools.names.{r}: a tool is listed twice")

@@ -5,19 +5,20 @@ import os
 
 
 class Evaluator:
-    def __init__(self, model: str, threads: int, strategy: str, budget, seed: int = 0, max_new_tokens: int = 160):
+    def __init__(self, model: str, threads: int, strategy: str, budget, seed: int = 0, max_new_tokens: int = 160,
+                 tool_sources: tuple[str, ...] = ("builtin",), tool_rounds: dict | None = None):
         os.environ["OMP_NUM_THREADS"] = str(threads)
         import torch
 
         torch.set_num_threads(threads)
         from actors.explorer import make_policy, make_strategy
         from toolenv.gold import load_gold_dir
-        from toolenv.registry import builtin_registry
+        from toolenv.sources import load_tools
         from toolenv.runner import ToolRunner
 
         self.policy = make_policy(model, threads)
         self.strategy = make_strategy(strategy, budget)
-        self.registry = builtin_registry()
+        self.registry = load_tools(tool_sources, tool_rounds)
         self.runner = ToolRunner(self.registry)
         self.gold = load_gold_dir()
         self.seed = seed
@@ -34,6 +35,7 @@ class Evaluator:
         from evaluation.judges import rule_judge
         from evaluation.report import builtin_report
 
+        tools = [name for name in tools if name in self.gold]  # a tool of the user's own has no built-in gold set
         tasks = gold_tasks(self.registry, self.gold, tools, limit=limit, seed=self.seed)
         records = evaluate(self.policy, self.strategy, tasks, self.runner, rule_judge,
                            Sampling(temperature=0.0, max_new_tokens=self.max_new_tokens, seed=self.seed), batch_size=32)

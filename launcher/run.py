@@ -29,7 +29,7 @@ from actors.ste import STEConfig
 from evaluation.report import builtin_markdown
 from evaluation.report import write_report as write_eval_report
 from launcher.cluster import start_ray
-from launcher.config import ExperimentConfig, LearnSection
+from launcher.config import ExperimentConfig, LearnSection, tools_registry
 from launcher.evaluator import Evaluator
 from launcher.explore import plan_units, run_units, start_explorers
 from launcher.report import write_report
@@ -40,7 +40,6 @@ from learner.publish import publish
 from replay.buffer import Filters, ReplayBuffer, RoundMix
 from replay.server import redis_url
 from replay.tables import TableConfig
-from toolenv.registry import builtin_registry
 
 
 @dataclass
@@ -117,9 +116,10 @@ class Run:
     tools: dict[int, list[str]]
     buffer: ReplayBuffer
     learner: LearnerGroup
-    explorers: list
+    students: list  # the explorers that run the student: they take every published version
     evaluator: object
     tokenizer: object
+    explorers: list  # all of them, students or teachers
     pending: list[tuple[str, object]] = field(default_factory=list)  # evaluations running on the evaluator
     published_step: int = 0
 
@@ -159,7 +159,7 @@ class Run:
                              idle=round(record.waited_s / record.seconds, 4), seconds=round(record.seconds, 3),
                              tokens_per_s=round(record.tokens / record.seconds, 1),
                              samples_per_insert=round(stats["samples"] / max(1, stats["inserts"]), 3))
-            if publish_to and self.state.step % learn.publish_every == 0:
+            if self.state.step % learn.publish_every == 0:
                 self.publish(r, publish_to)
             if learn.checkpoint_every and self.state.step % learn.checkpoint_every == 0:
                 _checkpoint(self.learner, self.state, self.run_dir, r)
@@ -173,7 +173,7 @@ class Run:
             self.console.print(f"round {r}: [yellow]nothing kept to learn from; no training[/]")
         self.metrics.log(event="learn", round=r, steps=result.steps, ended=result.stopped,
                          idle=round(result.waited_s / max(result.seconds, 1e-9), 4), seconds=round(result.seconds, 1))
-        if publish_to and self.published_step != self.state.step:
+        if self.published_step != self.state.step:
             self.publish(r, publish_to)  # the round's last weights, for the next round's explorers
         _checkpoint(self.learner, self.state, self.run_dir, r)
         self.learner.export_pretrained(self.run_dir / "models" / f"round-{r}")  # `imaginarium eval --model` reads it
@@ -238,7 +238,7 @@ class Rounds:
         if not state.done(r, "learn"):
             replay = config.learn.replay_fraction if r != config.tools.rounds[0] else 0.0
             steps = round_steps(config.learn, run.buffer.stats(run.train_table).by_index.get(f"round={r}", 0), replay)
-            run.train(r, steps, RoundMix(r, config.learn.replay_fraction), publish_to=[*run.explorers, run.evaluator])
+            run.train(r, steps, RoundMix(r, config.learn.replay_fraction), publish_to=[*run.students, run.evaluator])
             state.mark(r, "learn", run.run_dir)
         if not state.done(r, "eval"):
             run.evaluate(f"round {r}", upto=r)
@@ -305,7 +305,7 @@ class Continual:
 
         try:
             run.train(r, config.learn.steps_per_round, RoundMix(r, config.learn.replay_fraction),
-                      publish_to=run.explorers, wait_while=exploring, on_step=exploring,
+                      publish_to=run.students, wait_while=exploring, on_step=exploring,
                       min_current=config.buffer.rate_limiter.min_size_to_sample)
         finally:
             stop_explorers()
@@ -336,7 +336,7 @@ SCHEDULES = {"rounds": Rounds, "continual": Continual}
 
 
 def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunState) -> Path:
-    registry = builtin_registry()
+    registry = tools_registry(config, run_dir / "config.yaml")
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     metrics = Metrics(run_dir)
     tools = config.tools.by_round(registry)
@@ -359,20 +359,24 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                         seed=config.seed,
                         describe=replace(STEConfig().describe, temperature=config.explore.request_temperature),
                         solve=Sampling(temperature=0.4, max_new_tokens=config.explore.max_new_tokens))
-        explorer_config = ExplorerConfig(redis_url=url, table=config.buffer.table, model=config.model.path,
-                                         threads=config.explore.threads, strategy=config.explore.strategy,
-                                         budget=budget, ste=ste, seed=config.seed)
+        tool_rounds = config.tools.by_round(registry) if config.tools.names is not None else None
+        explorer_config = ExplorerConfig(redis_url=url, table=config.buffer.table, threads=config.explore.threads,
+                                         strategy=config.explore.strategy, budget=budget, ste=ste, seed=config.seed,
+                                         tool_sources=tuple(config.tools.sources), tool_rounds=tool_rounds,
+                                         **explorer_model(config))
         explorers = start_explorers(explorer_config, config.explore.actors, config.explore.max_restarts,
                                     num_cpus=config.explore.threads, resources=config.explore.resources)
         evaluator = ray.remote(Evaluator).options(num_cpus=1).remote(
-            config.model.path, config.eval.threads, config.eval.strategy, budget, config.seed, config.eval.max_new_tokens)
+            config.model.path, config.eval.threads, config.eval.strategy, budget, config.seed, config.eval.max_new_tokens,
+            tuple(config.tools.sources), tool_rounds)
         learner = LearnerGroup(config.model.path, config.learn.learner_config(), prepare=model_folder)
         metrics.log(event="precision", precision=learner.precision)
-        run = Run(config, run_dir, console, state, metrics, tools, buffer, learner, explorers, evaluator,
-                  load_tokenizer(model_dir))
+        students = [] if explorer_config.teacher else explorers  # a teacher never takes the student's weights
+        run = Run(config, run_dir, console, state, metrics, tools, buffer, learner, students, evaluator,
+                  load_tokenizer(model_dir), explorers)
         if state.checkpoint:
             learner.load_checkpoint(run_dir / "checkpoints", state.checkpoint)
-            publish(state.version, learner.state_dict_ref(), [*explorers, evaluator])
+            publish(state.version, learner.state_dict_ref(), [*students, evaluator])
             run.published_step = state.step
             console.print(f"resumed at learner step {state.step}, policy version {state.version}")
         schedule = SCHEDULES[config.schedule]()
@@ -397,6 +401,17 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
         for actor in [*explorers, evaluator]:
             ray.kill(actor)
     return report
+
+
+def explorer_model(config: ExperimentConfig) -> dict:
+    """ExplorerConfig's model fields: the student (`model.path`), or the teacher `explore.model` names."""
+    teacher = config.explore.model
+    if teacher is None:
+        return {"model": config.model.path}
+    if isinstance(teacher, str):
+        return {"model": teacher, "teacher": teacher}
+    endpoint = teacher.endpoint
+    return {"model": config.model.path, "endpoint": endpoint.model_dump(), "teacher": f"{endpoint.model}@{endpoint.base_url}"}
 
 
 def round_steps(learn: LearnSection, new_episodes: int, replay_fraction: float) -> int:
@@ -437,7 +452,7 @@ def _evaluate_from_checkpoint(run: Run, r: int) -> None:
     publish(run.state.version, run.learner.state_dict_ref(), [run.evaluator])
     run.evaluate(f"round {r}", upto=r)
     run.learner.load_checkpoint(run.run_dir / "checkpoints", run.state.checkpoint)
-    publish(run.state.version, run.learner.state_dict_ref(), [*run.explorers, run.evaluator])
+    publish(run.state.version, run.learner.state_dict_ref(), [*run.students, run.evaluator])
 
 def _checkpoint(learner: LearnerGroup, state: RunState, run_dir: Path, r: int) -> None:
     """Save the learner, then the state that matches it: a resume starts from exactly this point."""

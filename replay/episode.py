@@ -114,6 +114,7 @@ class Episode:
     session: str = ""  # STE: trials of one session share short-term memory
     trial: NonNegative = 0  # position of this trial within its session
     actor: str = ""
+    model: str = ""  # which model explored it: "" the student the learner trains, else the teacher's name
     derived_from: str = ""  # id of the explored episode this one paraphrases (exploitation)
     created_at: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds, e.g. generate, tools, total

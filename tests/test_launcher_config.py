@@ -50,11 +50,12 @@ MISTAKES = [
     ("name: x\nexplore: {actors: 2\n", "not valid YAML"),
     ("name: 'bad name!'\n", "name: String should match pattern"),
     ("name: x\ntools: {rounds: [1, 2], names: {1: [search_books]}}\n", "tools.names: no tools listed for round 2"),
-    ("name: x\ntools: {rounds: [1], names: {1: [add_to_date]}}\n", "tools.names.1: 'add_to_date' is a round-2 tool"),
-    ("name: x\ntools: {rounds: [1], names: {1: [serch_books]}}\n", "tools.names.1: 'serch_books' is no such tool"),
-    ("name: x\ntools: {rounds: [1], names: {1: [search_books], 3: [get_date_inf]}}\n",
-     "tools.names.3: 'get_date_inf' is no such tool"),
-    ("name: x\ntools: {rounds: [1], names: {1: [search_books, search_books]}}\n", "tools.names.1: a tool is listed twice"),
+    ("name: x\ntools: {rounds: {1: [serch_books]}}\n", "tools.rounds.1: no tool named 'serch_books'; did you mean 'search_books'"),
+    ("name: x\ntools: {rounds: {1: [search_books], 3: ['mars_*']}}\n", "tools.rounds.3: no tool matches 'mars_*'"),
+    ("name: x\ntools: {rounds: {1: [search_books], 2: ['search_*']}}\n", "tools.rounds.2: 'search_books' is already in round 1"),
+    ("name: x\ntools: {rounds: {1: [search_books, search_books]}}\n", "tools.names.1: a tool is listed twice"),
+    ("name: x\ntools: {rounds: {1: [search_books]}, names: {1: [search_books]}}\n",
+     "tools.rounds as a mapping already names each round's tools"),
 ]
 
 

@@ -271,3 +271,10 @@ def with_rounds(registry: Registry, rounds: Mapping[Any, Sequence[str]]) -> Regi
     `by_round`, `up_to_round` and `rounds` serve the configured rounds whatever the sources said."""
     round_of = {name: number for number, names in tools_by_round(registry, rounds).items() for name in names}
     return Registry((replace(tool, spec=replace(tool.spec, round=round_of.get(tool.name))) for tool in registry), check_specs=False)
+
+
+def load_tools(sources: Sequence[str] = DEFAULT_SOURCES, rounds: Mapping[Any, Sequence[str]] | None = None) -> Registry:
+    """What every process of a run opens from the same config: the sources' tools, and with `rounds` (a config's
+    `tools.rounds` mapping) each named tool carrying its configured round."""
+    registry = load_registry(sources)
+    return with_rounds(registry, rounds) if rounds is not None else registry
