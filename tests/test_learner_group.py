@@ -25,8 +25,8 @@ STEPS = 4
 # runs each (issue 17): 6.9e-5 with PyTorch's AVX-512 kernels (an AMX CPU, 2 weights past 1e-5 + 1e-4·|w|),
 # 1.0e-5 with its AVX2 kernels (ATEN_CPU_CAPABILITY=avx2); losses within 7.8e-8 relative. A bound 4x the worst:
 WEIGHT_ATOL, WEIGHT_RTOL, LOSS_RTOL = 3e-4, 1e-4, 1e-5
-# Real bugs move every weight by ~ the lr schedule's sum (4 steps: ~7e-3), 20x past the bound: measured 6.7e-3
-# with one token of one batch changed, 6.9e-3 with rank 1's gradient counted twice (not averaged).
+# Real bugs move weights by several lr steps, 20x past the bound: measured worst 6.7e-3 (3.8M weights outside)
+# with one token of one batch changed, 6.9e-3 (4.8M) with rank 1's gradient counted twice (not averaged).
 
 
 @ray.remote(num_cpus=0)
