@@ -22,8 +22,9 @@ STEPS = 4
 # How far 2 ranks' weights may be from 1 rank's after STEPS steps. The ranks sum their gradients in another
 # order than one rank does; Adam divides by sqrt(v), so on a weight whose gradient is near zero that rounding
 # moves the update by up to a step's lr. Measured worst |2 ranks - 1 rank| over the state dict's 6.4M values
-# (3.2M weights, the tied embedding twice), same on 3 runs each (issue 17): 6.9e-5 with PyTorch's AVX-512 kernels (an AMX CPU, 2 weights past 1e-5 + 1e-4·|w|),
-# 1.0e-5 with its AVX2 kernels (ATEN_CPU_CAPABILITY=avx2); losses within 7.8e-8 relative. A bound 4x the worst:
+# (3.2M weights, the tied embedding twice), the same on 3 runs each (issue 17): 6.9e-5 with PyTorch's AVX-512
+# kernels (an AMX CPU; 2 values past 1e-5 + 1e-4·|w|), 1.0e-5 with its AVX2 kernels (ATEN_CPU_CAPABILITY=avx2);
+# losses within 7.8e-8 relative. A bound 4x the worst:
 WEIGHT_ATOL, WEIGHT_RTOL, LOSS_RTOL = 3e-4, 1e-4, 1e-5
 # Real bugs move weights by several lr steps, 20x past the bound: measured worst 6.7e-3 (3.8M values outside)
 # with one token of one batch changed, 6.9e-3 (4.8M) with rank 1's gradient counted twice (not averaged).
