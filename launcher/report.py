@@ -57,10 +57,11 @@ def write_report(run_dir: Path, config, tools: dict[int, list[str]], evaluations
     rounds = config.tools.rounds
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
+    precision = next((e["precision"] for e in _events(metrics_path, "precision")), "not recorded")
     lines = [f"# {config.name}: continual tool learning", "",
-             f"Model `{config.model.path}`, rounds {rounds}, {config.explore.actors} explorers "
-             f"({config.explore.strategy}), learner {config.learn.ranks} rank(s) ZeRO-{config.learn.zero_stage}, "
-             f"replay fraction {config.learn.replay_fraction}.", ""]
+             f"Model `{config.model.path}`, schedule `{config.schedule}`, rounds {rounds}, {config.explore.actors} "
+             f"explorers ({config.explore.strategy}), learner {config.learn.ranks} rank(s) ZeRO-{config.learn.zero_stage} "
+             f"trained in {precision}, replay fraction {config.learn.replay_fraction}, seed {config.seed}.", ""]
 
     lines += _summary(evaluations, rounds)
     labels, matrix = learning_matrix(evaluations, rounds)
@@ -101,6 +102,16 @@ def write_report(run_dir: Path, config, tools: dict[int, list[str]], evaluations
         lines += ["## Learning", "", f"{len(train_events)} optimizer steps, {examples} examples, "
                   f"{replayed} of them replayed from earlier rounds.", "",
                   "![loss](plots/loss.png)", "", "![policy version lag](plots/version_lag.png)", ""]
+    explorers = {f"explorer-{i}": _events(metrics_path, f"explorer-{i}") for i in range(config.explore.actors)}
+    explorers = {name: events for name, events in explorers.items() if events}
+    if train_events and explorers:  # the continual schedule: both sides at once
+        _idle(train_events, explorers, plots / "idle.png")
+        learner_idle = sum(e["idle"] * e["seconds"] for e in train_events) / sum(e["seconds"] for e in train_events)
+        explorer_idle = {name: events[-1]["idle"] for name, events in explorers.items()}
+        lines += [f"Idle ratios (time waiting on the rate limiter ÷ wall time): learner {learner_idle:.2f}, "
+                  + ", ".join(f"{name} {idle:.2f}" for name, idle in explorer_idle.items())
+                  + f"; samples per insert reached {train_events[-1]['samples_per_insert']:.2f} "
+                  f"(target {config.buffer.rate_limiter.samples_per_insert:g}).", "", "![idle ratios](plots/idle.png)", ""]
     publishes = _events(metrics_path, "publish")
     if publishes:
         lines += [f"Weights published {len(publishes)} times; mean time to all explorers "
@@ -233,10 +244,28 @@ def _loss(events: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _idle(learner: list[dict], explorers: dict[str, list[dict]], path: Path) -> None:
+    """Idle ratio over time: the learner's per step (waiting on the limiter), each explorer's so far (held back)."""
+    start = min([e["time"] for e in learner] + [e["time"] for events in explorers.values() for e in events])
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot([(e["time"] - start) / 60 for e in learner], [e["idle"] for e in learner], ".-", label="learner")
+    for name, events in sorted(explorers.items()):
+        ax.plot([(e["time"] - start) / 60 for e in events], [e["idle"] for e in events], label=name, alpha=0.7)
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("idle ratio")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _lag(events: list[dict], path: Path) -> None:
     lags = [lag for e in events for lag in e["version_lag"]]
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.hist(lags, bins=range(0, max(lags, default=0) + 2), align="left", rwidth=0.8)
+    top = max(lags, default=0)
+    ax.hist(lags, bins=range(0, top + 2), align="left", rwidth=0.8)
+    ax.set_xticks(range(0, top + 1, max(1, (top + 1) // 10)))  # a lag is a whole number of versions
     ax.set_xlabel("policy version lag of trained episodes")
     ax.set_ylabel("examples")
     fig.tight_layout()

@@ -163,4 +163,6 @@ def test_a_continual_run_learns_while_exploring_stops_on_sigterm_and_resumes_mid
         assert min(event["version_lag"]) >= 0 and 0 <= event["idle"] <= 1
     assert _events(run_dir, "explorer-0") and _events(run_dir, "precision")[0]["precision"] in ("bf16", "fp32")
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
-    assert "| round 2 | " in (run_dir / "report.md").read_text()
+    report = (run_dir / "report.md").read_text()
+    assert "| round 2 | " in report and "schedule `continual`" in report and "Idle ratios" in report
+    assert (run_dir / "plots" / "idle.png").stat().st_size > 1000
