@@ -81,7 +81,8 @@ def build_smollm2_cache(path: Path) -> None:
     quantized = AutoModelForCausalLM.from_pretrained(package, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
     config = quantized.config.to_dict()
     config.pop("quantization_config", None)
-    model = LlamaForCausalLM(LlamaConfig(**config))
+    with torch.random.fork_rng():  # its random init is overwritten: it must not move the caller's seeded generator
+        model = LlamaForCausalLM(LlamaConfig(**config))
     model.load_state_dict(quantized.state_dict(), strict=True)
     model.generation_config = quantized.generation_config
     _save_atomically(model, tokenizer, path)
