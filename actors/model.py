@@ -128,8 +128,10 @@ def tiny_model(seed: int = 0, threads: int | None = None):
         tie_word_embeddings=True, initializer_range=0.5, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config).eval(), tokenizer
+    with torch.random.fork_rng():  # its own seed, without reseeding the caller's generator
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config).eval()
+    return model, tokenizer
 
 
 def _smollm2_package_dir() -> str:
