@@ -15,9 +15,13 @@ Layout of one table `t` (all keys share the hash tag `{t}`, so a table lives in 
     imag:{t}:indexes     set    the group signatures present
     imag:{t}:stats       hash   counters: inserts, samples, duplicates, evicted, expired, …
     imag:{t}:quarantine  hash   corrupt records moved aside: never served, never lost
+    imag:{t}:aside       hash   within an insert's MULTI only: what its HSET must not leave behind
 
-Every change that touches several keys is one Lua script (atomic); batches travel in a few
-variadic commands, which is what keeps the buffer near raw Redis speed.
+Every change that touches several keys is atomic: one Lua script, or (an insert) one MULTI of
+scripts and a plain HSET. Payloads never pass through Lua, where copying them in and out cost
+three times the HSET itself: an insert writes them beside its index script; a sample's script
+draws and counts ids, then one HMGET reads their payloads (an item removed in between is handed
+back and drawn again). Batches travel in a few variadic commands.
 """
 from __future__ import annotations
 
