@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from evaluation.cli import compare_command, eval_command
+from evaluation.cli import compare_command, eval_command, evalset_app
 from replay.cli import app as buffer_app
 from replay.cli import fail
 from toolenv.cli import app as tools_app
@@ -16,6 +16,7 @@ from toolenv.cli import app as tools_app
 app = typer.Typer(help="Imaginarium: teach language models to use tools.", no_args_is_help=True)
 app.add_typer(buffer_app, name="buffer")
 app.add_typer(tools_app, name="tools")
+app.add_typer(evalset_app, name="evalset")
 app.command("eval")(eval_command)
 app.command("compare")(compare_command)
 console = Console()
@@ -139,6 +140,11 @@ def explore(
     episodes: int = typer.Option(8, min=1, help="Episodes (trials) to explore in all."),
     actors: int = typer.Option(2, min=1, help="Explorer actors (Ray)."),
     model: str = typer.Option("default", help="default (SmolLM2-135M-Instruct), tiny, or a model path."),
+    endpoint: Optional[str] = typer.Option(None, help="Explore through an OpenAI-compatible server instead: its base "
+                                                      "URL (e.g. http://127.0.0.1:8000/v1); --model names its model."),
+    api_key_env: Optional[str] = typer.Option(None, help="With --endpoint: the environment variable holding its key."),
+    tools_from: list[str] = typer.Option(["builtin"], "--tools-from", help="A tool source (repeatable): builtin, "
+                                         "python:…, openai:FILE, toolbench:DIR, mcp:COMMAND …, mcp+http://…, openapi:…"),
     strategy: str = typer.Option("react", help="react | react@N | dfsdt"),
     trials: int = typer.Option(4, min=1, help="Trials per STE session (short-term memory slots)."),
     imagination: str = typer.Option("docs", help="docs (STE: a query from the documentation) | call (an example "
@@ -160,9 +166,14 @@ def explore(
     from replay.buffer import BufferError, ReplayBuffer
     from replay.server import redis_url
     from replay.tables import TableConfig
-    from toolenv.registry import builtin_registry
+    from toolenv.sources import SourceError, load_tools
 
-    registry = builtin_registry()
+    try:
+        registry = load_tools(tools_from)
+    except SourceError as error:
+        fail(f"--tools-from: {error}")
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        fail(f"--endpoint {endpoint}: give the server's base URL, e.g. http://127.0.0.1:8000/v1")
     if tools.startswith("round:"):
         if not tools[6:].isdigit() or not registry.by_round(int(tools[6:])):
             fail(f"--tools {tools}: no such round (rounds: {', '.join(map(str, registry.rounds()))})")
@@ -188,8 +199,11 @@ def explore(
         except BufferError as error:
             fail(str(error))
         start_ray(ray_address)
+        remote = {"endpoint": {"base_url": endpoint, "model": model, "api_key_env": api_key_env},
+                  "teacher": f"{model}@{endpoint}"} if endpoint else {}
         config = ExplorerConfig(redis_url=url, table=table, model=model, threads=threads, strategy=strategy,
-                                ste=STEConfig(trials_per_session=trials, imagination=imagination))
+                                ste=STEConfig(trials_per_session=trials, imagination=imagination),
+                                tool_sources=tuple(tools_from), **remote)
         explorers = start_explorers(config, actors, num_cpus=threads)
         units = plan_units(names, episodes, trials, sessions_per_call)
         console.print(f"exploring {len(names)} tool(s) with {actors} actor(s), {len(units)} unit(s); run folder {run_dir}")

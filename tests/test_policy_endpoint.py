@@ -68,3 +68,27 @@ def test_server_honours_a_named_tool_choice_and_rejects_bad_requests(url):
     bad_call = {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}
     with pytest.raises(openai.BadRequestError, match="bad message: arguments of tool call c are not a JSON object"):
         client.chat.completions.create(model="tiny", messages=[*messages, bad_call])
+
+
+def test_imaginarium_explore_through_an_endpoint_records_the_teacher(url, tmp_path):
+    """`imaginarium explore --endpoint`: explorer actors call the project's own server over HTTP, and every episode
+    names the model that explored it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    imaginarium = [sys.executable, "-c", "from launcher.cli import app; app()"]
+    run_dir = tmp_path / "run"
+    done = subprocess.run([*imaginarium, "explore", "--endpoint", url, "--model", "tiny", "--tools", "convert_currency",
+                           "--episodes", "2", "--actors", "1", "--trials", "2", "--run-dir", str(run_dir)],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "explore.jsonl"
+    subprocess.run([*imaginarium, "buffer", "export", str(out), "--run-dir", str(run_dir)], check=True, cwd=root,
+                   capture_output=True)
+    episodes = [json.loads(line)["imaginarium"] for line in out.read_text().splitlines()]
+    assert episodes and {e["model"] for e in episodes} == {f"tiny@{url}"}
+    bad = subprocess.run([*imaginarium, "explore", "--endpoint", "localhost:8000", "--run-dir", str(tmp_path / "b")],
+                         cwd=root, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--endpoint localhost:8000: give the server's base URL" in bad.stderr
