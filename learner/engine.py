@@ -239,7 +239,8 @@ class Engine:
     @contextmanager
     def gathered_weights(self, copy: bool = False) -> Iterator[StateDict | None]:
         """`full_state_dict` for the length of a block, gathered once: without `copy`, CPU weights are views
-        of the parameters, which a caller that copies them anyway (Ray's object store) copies once."""
+        of the parameters, which a caller that copies them anyway (into Ray's object store) copies once.
+        Views are valid only until the parameters change, and under ZeRO-3 only inside the block."""
         with deepspeed.zero.GatheredParameters(list(self.model.parameters())):
             yield plain_state_dict(self.model, copy) if self.rank == 0 else None
 

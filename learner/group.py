@@ -16,7 +16,7 @@ import torch
 from learner.checkpoint import export_pretrained, load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import Batch, Engine, LossFn, StateDict, batch_loss, free_port, split_rows
-from learner.publish import to_wire
+from learner.publish import WireWeights, to_wire
 
 
 class LearnerRank:
@@ -50,11 +50,16 @@ class LearnerRank:
     def full_state_dict(self) -> StateDict | None:
         return self.engine.full_state_dict()
 
-    def weights_ref(self) -> ray.ObjectRef | None:
-        """Rank 0 puts its weights, in their published form, into the object store itself, from inside
-        the gather: one copy of the weights, none through the driver. None on the other ranks."""
-        with self.engine.gathered_weights() as state:
-            return None if state is None else ray.put(to_wire(state, self.cfg.publish_dtype))
+    def published_weights(self) -> WireWeights | None:
+        """Rank 0's weights as `learner.publish` sends them, None on the other ranks.
+
+        Returned rather than put here, so that the driver owns the object and it outlives this process.
+        Views of the parameters where they stay valid until Ray has stored the return value, which it
+        does before this actor runs another task (not under ZeRO-3, whose gather ends with the call):
+        then the weights are copied once, into the store.
+        """
+        with self.engine.gathered_weights(copy=self.cfg.zero_stage == 3) as state:
+            return None if state is None else to_wire(state, self.cfg.publish_dtype)
 
     def save_checkpoint(self, directory: str, client_state: dict[str, Any]) -> str:
         return str(save_checkpoint(self.engine, directory, client_state))
@@ -90,7 +95,8 @@ class LearnerGroup:
         copies them. Gathered once per optimizer step: asked again before the next step (the explorers,
         then the evaluator), it is the same object."""
         if self._weights is None:
-            refs = ray.get([rank.weights_ref.remote() for rank in self.ranks])  # every rank joins the gather
+            refs = [rank.published_weights.remote() for rank in self.ranks]  # every rank joins the gather
+            ray.wait(refs, num_returns=len(refs), fetch_local=False)
             self._weights = refs[0]
         return self._weights
 
