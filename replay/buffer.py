@@ -219,18 +219,21 @@ class ReplayBuffer:
         for episode, priority in zip(episodes, priorities):
             meta += [episode.id, repr(priority), "\n".join(episode.tags())]
         mode = "ignore" if ignore_rate_limiter else "limit"
-        result, deadline, wait, start = InsertResult(), _deadline(timeout), 0.001, 0
+        result, deadline, wait = InsertResult(), _deadline(timeout), 0.001
+        start, room = 0, len(ids)  # first, the whole batch; once held back, what the limiter has room for
         while start < len(ids):
-            processed, inserted, duplicates, evicted = self._insert_once(
-                table, mode, ids[start:], meta[3 * start :], payloads[start:])
-            result.inserted += inserted
-            result.duplicates += duplicates
-            result.evicted += evicted
-            start += processed
-            # held back: poll the limiter without sending payloads until the next item can go in
-            while start < len(ids) and not self._may_insert(table, ids[start]):
+            if room:
+                end = start + room
+                processed, inserted, duplicates, evicted = self._insert_once(
+                    table, mode, ids[start:end], meta[3 * start : 3 * end], payloads[start:end])
+                result.inserted += inserted
+                result.duplicates += duplicates
+                result.evicted += evicted
+                start, wait = start + processed, 0.001
+            else:
                 wait = _wait_or_timeout(deadline, wait, f"insert into '{table}' held back by the rate limiter")
-            wait = 0.001
+            if start < len(ids):  # held back: ask without sending payloads
+                room = self._room(table, ids[start])
         return result
 
     def _insert_once(self, table: str, mode: str, ids: list[str], meta: list[str],
@@ -273,11 +276,12 @@ class ReplayBuffer:
         processed, inserted, duplicates, evicted = (int(x) for x in replies[0])
         return processed, inserted, duplicates, evicted
 
-    def _may_insert(self, table: str, next_id: str) -> bool:
+    def _room(self, table: str, next_id: str) -> int:
+        """How many records, starting at `next_id`, the rate limiter lets in now."""
         reply = self._scripts["insert"](keys=[self._prefix(table)], args=["probe", next_id])
         if reply[0] == -1:
             raise BufferError(f"table '{table}' was dropped while inserting")
-        return reply[0] == 1
+        return int(reply[0])
 
     # ---- sample -------------------------------------------------------------------------------
 

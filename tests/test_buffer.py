@@ -261,6 +261,24 @@ def test_a_held_back_insert_polls_without_resending_payloads(buffer):
     assert commands["cmdstat_evalsha"]["calls"] >= 3
 
 
+def test_a_held_back_insert_then_sends_only_what_the_limiter_has_room_for(buffer, redis_server, monkeypatch):
+    limiter = RateLimiter(kind="sample_to_insert_ratio", min_size_to_sample=2, samples_per_insert=2, error_buffer=4)
+    buffer.create_table(TableConfig(name="t", rate_limiter=limiter))
+    sent, insert_once = [], buffer._insert_once
+
+    def counted(table, mode, ids, meta, payloads):
+        sent.append(len(ids))
+        return insert_once(table, mode, ids, meta, payloads)
+
+    monkeypatch.setattr(buffer, "_insert_once", counted)
+    learner = ReplayBuffer(redis_server.url, seed=5)
+    thread = threading.Thread(target=lambda: (time.sleep(0.3), learner.sample("t", 8, timeout=5)))
+    thread.start()
+    assert buffer.insert("t", [make_episode(i) for i in range(8)], timeout=5).inserted == 8
+    thread.join()
+    assert sent == [8, 4]  # 4 go in at once; 8 samples make room for 4 more, and only those are sent
+
+
 def test_an_item_removed_between_draw_and_read_is_redrawn_and_not_counted(buffer, monkeypatch):
     buffer.create_table(TableConfig(name="t"))
     episodes = [make_episode(i) for i in range(3)]

@@ -8,8 +8,9 @@
 -- the limiter, or evicted at once), whose payload settle.lua deletes.
 -- ARGV: mode ('limit' | 'ignore' | 'probe'), then per record: id, priority, group signature.
 -- Returns {records processed, inserted, duplicates, evicted} or {-1} if the table does not exist.
--- 'probe' (ARGV[2]: the next id to insert) writes nothing and returns {1} if that id would make
--- progress now (it is a duplicate or the limiter lets one insert through), else {0}.
+-- 'probe' (ARGV[2]: the next id to insert) writes nothing and returns {room}: how many records the
+-- client may send now (0 while the limiter holds new items back; 1 for a duplicate, which needs none),
+-- so that a held-back insert never sends payloads only to have them dropped.
 local cfg = config()
 if not cfg then return {-1} end
 local mode = ARGV[1]
@@ -22,7 +23,11 @@ local function may_insert()
 end
 
 if mode == 'probe' then
-  return {(redis.call('ZSCORE', ORDER, ARGV[2]) or may_insert()) and 1 or 0}
+  if redis.call('ZSCORE', ORDER, ARGV[2]) then return {1} end
+  -- inserts pass while either bound holds, and both tighten by one per insert
+  local room = math.max(cfg.min_size - size, math.floor((cfg.max_diff + samples) / cfg.spi) - inserts)
+  if room < 1 and may_insert() then room = 1 end -- rounding must never hold back what may go in
+  return {math.max(0, math.min(room, 1e9))}
 end
 
 local n = (#ARGV - 1) / 3
