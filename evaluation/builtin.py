@@ -1,8 +1,9 @@
-"""Evaluation on the built-in gold sets: one task per gold entry, through any policy and strategy.
+"""Evaluation on gold sets (the built-in ones, or an eval set of your own tools): one task per gold entry,
+through any policy and strategy.
 
-A task offers the gold tool (plus, optionally, distractor tools of the same round, so picking the
-right API is part of the test) and runs through the strategy in batches, exactly as exploration
-does. Everything random (distractors, tool order, sampling) is seeded: a run repeats.
+A task offers the tools of the entry's gold calls (plus, optionally, distractor tools of the same round, so
+picking the right API is part of the test) and runs through the strategy in batches, exactly as exploration
+does, calling the real tools. Everything random (distractors, tool order, sampling) is seeded: a run repeats.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Callable, Sequence
 
 from actors.policy import Policy, Sampling
 from actors.search import Strategy, Task
+from evaluation.execution import ExecutionMatch
 from evaluation.metrics import Judge, score
 from evaluation.records import QueryRecord, path_turns
 from toolenv.gold import GoldEntry
@@ -53,10 +55,11 @@ def gold_tasks(registry: Registry, gold: dict[str, list[GoldEntry]], tools: Sequ
     tasks = []
     for name in tools:
         spec = registry.get(name).spec
-        pool = sorted(tool.name for tool in registry if tool.spec.round == spec.round and tool.name != name)
         for entry in gold[name][:limit]:
+            called = list(dict.fromkeys([name, *(call.name for call in entry.calls)]))
+            pool = sorted(tool.name for tool in registry if tool.spec.round == spec.round and tool.name not in called)
             rng = random.Random(f"{seed}:{entry.id}")
-            offered = [name, *rng.sample(pool, min(distractors, len(pool)))]
+            offered = [*called, *rng.sample(pool, min(distractors, len(pool)))]
             rng.shuffle(offered)  # the gold tool is not always first
             specs = tuple(registry.get(tool).spec.openai() for tool in offered)
             tasks.append(GoldTask(entry, spec.category, spec.round, Task(query=entry.query, tools=specs)))
@@ -66,7 +69,8 @@ def gold_tasks(registry: Registry, gold: dict[str, list[GoldEntry]], tools: Sequ
 def evaluate(policy: Policy, strategy: Strategy, tasks: Sequence[GoldTask], runner: ToolRunner, judge: Judge,
              sampling: Sampling, batch_size: int = 16,
              progress: Callable[[int], None] = lambda done: None) -> list[QueryRecord]:
-    """Run every task through the strategy, `batch_size` at a time, and score the records.
+    """Run every task through the strategy, `batch_size` at a time, and score the records (execution match
+    runs the gold calls and the model's calls again through `runner`).
 
     Batch b samples with seed `sampling.seed + b`: the same seed and batch size repeat the run.
     """
@@ -85,5 +89,5 @@ def evaluate(policy: Policy, strategy: Strategy, tasks: Sequence[GoldTask], runn
                 tool_calls=result.search.tool_calls, tokens=result.tokens.prompt + result.tokens.completion,
             ))
         progress(len(records))
-    specs = {task.entry.tool: runner.registry.get(task.entry.tool).spec for task in tasks}
-    return score(records, judge, specs)
+    specs = {call.name: runner.registry.get(call.name).spec for task in tasks for call in task.entry.calls}
+    return score(records, judge, specs, ExecutionMatch(runner))

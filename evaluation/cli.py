@@ -1,34 +1,46 @@
-"""`imaginarium eval`: evaluate a policy on the built-in gold sets and/or an external BFCL-style set;
-`compare_command`: the win rate of two saved runs.
+"""`imaginarium eval`: evaluate a policy on the built-in gold sets, an eval set of your own tools, and/or an
+external BFCL-style set; `compare_command`: the win rate of two saved runs; `evalset_app`: `imaginarium evalset
+draft`, an eval set drafted from a run's kept episodes.
 
-`eval_command` prints the markdown table and writes `<suite>.json` and `<suite>.md` into --out. Mistakes
-(an unknown strategy, tool or round, an unreadable eval set or report, a missing model) get one line on
-stderr and exit 2.
+`eval_command` prints the markdown tables and writes `<suite>.json` and `<suite>.md` into --out (`builtin`, or
+the eval set's file name). Mistakes (an unknown strategy, tool, round or source, a malformed eval set, a missing
+model) get one line each on stderr and exit 2.
 """
 from __future__ import annotations
 
+import shlex
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from replay.cli import fail
+from replay.cli import RedisOption, fail
+from toolenv.cli import TOOLS_FROM_HELP
+from toolenv.registry import Registry, RegistryError
 
 SUITES = ("builtin",)
+ToolsFromOption = typer.Option(None, "--tools-from", help=TOOLS_FROM_HELP)
 
 
 def eval_command(
     model: str = typer.Option("default", help="default (SmolLM2-135M-Instruct), tiny, or a model path."),
     strategy: str = typer.Option("react", help="react | react@N | dfsdt"),
     suite: Optional[str] = typer.Option(None, help="builtin: the gold sets (the default unless --eval-set is given)."),
+    tools_from: Optional[list[str]] = ToolsFromOption,
     round: Optional[int] = typer.Option(None, "--round", help="Only the tools of this round."),
     tools: Optional[str] = typer.Option(None, help="Comma-separated tool names (default: every tool with a gold set)."),
     limit: Optional[int] = typer.Option(None, min=1, help="At most N gold queries per tool."),
     distractors: int = typer.Option(0, min=0, help="Offer K other tools of the same round with each query."),
-    eval_set: Optional[Path] = typer.Option(None, "--eval-set", help="BFCL-style questions (JSON or JSONL), scored on one call, no search."),
+    eval_set: Optional[Path] = typer.Option(None, "--eval-set", help="Gold queries for your tools (JSONL: query, gold "
+                                            "calls with match rules, answer; see the README), or with --answers "
+                                            "BFCL-style questions scored on one call, no search."),
     answers: Optional[Path] = typer.Option(None, help="BFCL-style ground truth for --eval-set."),
+    allow_drafts: bool = typer.Option(False, "--allow-drafts", help="Evaluate entries still marked draft instead of "
+                                      "refusing the eval set (they are counted in the report)."),
     judge_model: Optional[str] = typer.Option(None, help="Judge answers with this model (ToolEval style) instead of the gold rules."),
     judge_k: int = typer.Option(3, min=1, help="LLM judge: verdicts per answer, majority wins."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Sampling temperature (default: 0, greedy; 0.7 for react@N)."),
@@ -39,17 +51,18 @@ def eval_command(
     config: Optional[Path] = typer.Option(None, "--config", help="Search budget from this experiment config (e.g. a "
                                                                  "run's config.yaml), to score a run's models as it did."),
 ) -> None:
-    """Evaluate a policy: STE's well-formed / API match / argument match / correct, and ToolEval's pass rate."""
+    """Evaluate a policy: STE's call metrics, execution match and ToolEval's pass rate, on gold sets or BFCL sets."""
     from actors.explorer import make_strategy
     from actors.policy import Sampling
     from actors.search import Budget
     from evaluation.bfcl import EvalSetError, evaluate_eval_set, load_eval_set
-    from evaluation.builtin import evaluate, gold_tasks, select_tools
+    from evaluation.builtin import GoldTask, evaluate, gold_tasks, select_tools
+    from evaluation.evalset import EvalSetFileError, by_tool, load_gold_set
     from evaluation.judges import LLMJudge, rule_judge
     from evaluation.report import builtin_markdown, builtin_report, eval_set_markdown, eval_set_report, write_report
     from toolenv.gold import load_gold_dir
-    from toolenv.registry import builtin_registry
     from toolenv.runner import ToolRunner
+    from toolenv.sources import DEFAULT_SOURCES
 
     # every check that needs no model comes first, so a mistake costs no loading time
     budget = Budget()
@@ -65,23 +78,46 @@ def eval_command(
     except ValueError as error:
         fail(str(error))
     if suite is not None and suite not in SUITES:
-        fail(f"unknown suite {suite!r}; suites: {', '.join(SUITES)} (external sets: --eval-set FILE --answers FILE)")
-    if (eval_set is None) != (answers is None):
-        fail("--eval-set and --answers go together: give both files")
-    run_builtin = suite == "builtin" or eval_set is None
+        fail(f"unknown suite {suite!r}; suites: {', '.join(SUITES)} (your own or external sets: --eval-set FILE)")
+    if answers is not None and eval_set is None:
+        fail("--answers goes with --eval-set: the BFCL questions it answers")
+    bfcl = answers is not None
+    names = [n.strip() for n in (tools or "").split(",") if n.strip()]
+    sources = list(tools_from or DEFAULT_SOURCES)
     entries = []
-    if eval_set is not None:
+    if bfcl:
         try:
             entries = load_eval_set(eval_set, answers)
         except EvalSetError as error:
             fail(str(error))
-    if run_builtin:
-        registry, gold = builtin_registry(), load_gold_dir()
+    runs: list[tuple[str, list[GoldTask], dict]] = []  # (report name, tasks, meta) per gold set
+    registry = _registry(sources) if not bfcl or suite == "builtin" else None
+    if eval_set is not None and not bfcl:
         try:
-            names = select_tools(registry, gold, [n.strip() for n in (tools or "").split(",") if n.strip()], round)
+            own = load_gold_set(eval_set, registry)
+        except EvalSetFileError as error:
+            fail_lines(error.lines)
+        drafts = [entry for entry in own if entry.draft]
+        if drafts and not allow_drafts:
+            fail(f"{drafts[0].source}: an entry marked \"draft\": true ({len(drafts)} of the {len(own)} entries are): "
+                 "review each and delete the flag, or evaluate them anyway with --allow-drafts")
+        gold = by_tool(own)
+        try:
+            selected = select_tools(registry, gold, names, round)
+        except ValueError as error:
+            fail(f"{eval_set}: {error}")
+        runs.append((eval_set.stem, gold_tasks(registry, gold, selected, limit, distractors, seed),
+                     {"eval set": str(eval_set), **({"drafts": len(drafts)} if drafts else {})}))
+    if suite == "builtin" or eval_set is None:
+        gold = load_gold_dir()
+        if not any(name in gold for name in registry.names()):
+            fail(f"no tool of {', '.join(sources)} has a built-in gold set: give --eval-set FILE (draft one from a "
+                 "run with `imaginarium evalset draft`)")
+        try:
+            selected = select_tools(registry, gold, names, round)
         except ValueError as error:
             fail(str(error))
-        tasks = gold_tasks(registry, gold, names, limit, distractors, seed)
+        runs.insert(0, ("builtin", gold_tasks(registry, gold, selected, limit, distractors, seed), {}))
     for name in (model, judge_model):
         _check_model(name)
 
@@ -90,19 +126,22 @@ def eval_command(
     if temperature is None:
         temperature = 0.7 if strategy.startswith("react@") else 0.0
     sampling = Sampling(temperature=temperature, seed=seed)
-    meta = dict(model=model, strategy=search.name, seed=seed, temperature=temperature)
+    meta = {"model": model, "strategy": search.name, "seed": seed, "temperature": temperature,
+            "tools from": sources if sources != list(DEFAULT_SOURCES) else None}
     err = Console(stderr=True)  # progress and notes; stdout carries only the tables
 
-    if run_builtin:
+    for name, tasks, extra in runs:
+        if extra.get("drafts"):
+            err.print(f"note: {extra['drafts']} entries of {name} are unreviewed drafts", highlight=False)
         with _progress(err) as progress:
-            bar = progress.add_task(f"gold sets, {search.name}", total=len(tasks))
+            bar = progress.add_task(f"{name}, {search.name}", total=len(tasks))
             records = evaluate(policy, search, tasks, ToolRunner(registry), judge, sampling, batch_size,
                                progress=lambda done: progress.update(bar, completed=done))
-        report = builtin_report(records, {**meta, "round": round, "distractors": distractors, "limit": limit,
+        report = builtin_report(records, {**meta, **extra, "round": round, "distractors": distractors, "limit": limit,
                                           "judge": judge_model or "rules"})
         markdown = builtin_markdown(report)
         typer.echo(markdown)  # plain stdout: a markdown table must not be wrapped to the terminal
-        paths = write_report(report, markdown, out, "builtin")
+        paths = write_report(report, markdown, out, name)
         err.print(f"wrote {paths[0]} and {paths[1]}", highlight=False)
     if entries:
         with _progress(err) as progress:
@@ -114,6 +153,24 @@ def eval_command(
         typer.echo(markdown)
         paths = write_report(report, markdown, out, eval_set.stem)
         err.print(f"wrote {paths[0]} and {paths[1]}", highlight=False)
+
+
+def fail_lines(lines: list[str]) -> None:
+    """Several mistakes at once (an eval set's malformed lines): one line each on stderr, exit code 2."""
+    console = Console(stderr=True)
+    for line in lines:
+        console.print(f"[red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _registry(sources: list[str]) -> Registry:
+    """The tools of the sources; a server started here stops when the command ends."""
+    from toolenv.sources import load_registry
+
+    try:
+        return load_registry(sources)
+    except RegistryError as error:
+        fail(str(error))
 
 
 def _check_model(name: str | None) -> None:
@@ -157,3 +214,55 @@ def compare_command(
     except ValueError as error:
         fail(f"{run_a} vs {run_b}: {error}")
     typer.echo(win_rate_markdown(result, run_a.parent.name or str(run_a), run_b.parent.name or str(run_b)))
+
+
+evalset_app = typer.Typer(help="Eval sets for your own tools: draft one from a run, review it, evaluate on it.",
+                          no_args_is_help=True)
+
+
+@evalset_app.command("draft")
+def draft_command(
+    tools_from: Optional[list[str]] = ToolsFromOption,
+    run_dir: Path = typer.Option(Path("runs/latest"), "--run-dir", help="Run folder whose replay buffer to read."),
+    redis_: Optional[str] = RedisOption,
+    table: Optional[str] = typer.Option(None, "--table", "-t", help="Table to draft from (default: the kept "
+                                        "episodes of `*-train`, else the solved ones of `explore`)."),
+    out: Optional[Path] = typer.Option(None, help="Eval set to write (default: RUN/evalset.draft.jsonl); never overwritten."),
+    per_tool: int = typer.Option(10, "--per-tool", min=1, help="At most N entries per tool."),
+) -> None:
+    """Draft an eval set from a run's kept (or solved) episodes: each entry marked draft, for you to review."""
+    from evaluation.evalset import draft_entries, write_entries
+    from replay.buffer import Filters
+    from replay.cli import open_buffer
+    from replay.episode import Episode
+    from toolenv.runner import ToolRunner
+    from toolenv.sources import DEFAULT_SOURCES
+
+    out = out or run_dir / "evalset.draft.jsonl"
+    if out.exists():
+        fail(f"{out} exists (perhaps already reviewed): give another --out, or delete it first")
+    sources = list(tools_from or DEFAULT_SOURCES)
+    runner = ToolRunner(_registry(sources))
+    with open_buffer(redis_, run_dir) as buffer:
+        tables = buffer.tables()
+        kept = [name for name in tables if name.endswith("-train")]
+        if table is None and len(kept) != 1 and "explore" not in tables:
+            fail(f"no table of kept or explored episodes to draft from; tables: {', '.join(tables) or 'none'}: "
+                 "pick one with --table")
+        table = table or (kept[0] if len(kept) == 1 else "explore")
+        buffer.table_config(table)
+        filters = None if table.endswith("-train") else Filters(outcome="solved")
+        episodes = (episode for _, episode in buffer.episodes(table, filters) if isinstance(episode, Episode))  # corrupt: skipped
+        entries, skipped = draft_entries(episodes, runner, per_tool)
+    reasons = ", ".join(f"{reason} {count}" for reason, count in skipped.most_common())
+    if not entries:
+        fail(f"no episode of table {table!r} gave a draft entry ({reasons or 'the table holds no such episodes'})")
+    write_entries(entries, out)
+    counts = ", ".join(f"{tool} {count}" for tool, count in sorted(Counter(e.tool for e in entries).items()))
+    err = Console(stderr=True)
+    command = " ".join(["imaginarium eval", *(f"--tools-from {shlex.quote(source)}" for source in sources),
+                        f"--eval-set {shlex.quote(str(out))}"])
+    err.print(escape(f"wrote {len(entries)} draft entries ({counts}) from table {table!r} to {out}"
+                     + (f"; skipped: {reasons}" if reasons else "")), highlight=False, soft_wrap=True)
+    err.print(escape(f"review each entry (its calls, match rules and answer), delete its \"draft\": true, then "
+                     f"evaluate:\n  {command}"), highlight=False, soft_wrap=True)

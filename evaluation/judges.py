@@ -30,7 +30,10 @@ def answer_solves(answer: str, gold: GoldAnswer) -> bool:
     Numbers: some number in the text within the gold tolerance (relative; "1,234.5" reads as 1234.5).
     Strings: the normalized gold text appears as whole words. Lists (set answers): every element does.
     Booleans: true when the text has no negation (no, not, n't, false, never), false when it has one.
+    An any_of answer: the text states one of its accepted values.
     """
+    if gold.match == "any_of":
+        return any(_states(answer, value, gold.tolerance) for value in gold.value)
     return _states(answer, gold.value, gold.tolerance)
 
 

@@ -5,6 +5,8 @@ argument match ≤ correct, since correct also counts a later call that gets it 
 - well-formed: every assistant turn of the chosen path is a valid call to an offered tool (Finish included);
 - API match: the first real (non-Finish) call names the gold tool;
 - argument match: that same call matches the gold call's arguments under their rules (spec defaults count);
+- execution match: every gold call's result is returned by some call of the path to the same tool, both run
+  (see `execution`): correct judged by results, so a spelling the rules did not foresee still counts;
 - correct: every gold call is matched by some call of the path (right API and arguments);
 - answered: the path ends in Finish with give_answer;
 - pass rate: answered and the judge accepts the answer (see `judges`).
@@ -25,6 +27,7 @@ from toolenv.gold import GoldCall, call_matches
 from toolenv.spec import ToolSpec
 
 Judge = Callable[[Sequence[QueryRecord]], list[bool]]  # verdicts for records whose flags are filled
+Execution = Callable[[Sequence[Turn], Sequence[GoldCall]], bool]  # evaluation.execution.ExecutionMatch
 
 
 def well_formed(turns: Sequence[Turn]) -> bool:
@@ -54,8 +57,8 @@ def correct(turns: Sequence[Turn], gold_calls: Sequence[GoldCall], specs: Mappin
     )
 
 
-def call_flags(record: QueryRecord, specs: Mapping[str, ToolSpec] = {}) -> Flags:
-    """Every flag but `solved`, which needs a judge."""
+def call_flags(record: QueryRecord, specs: Mapping[str, ToolSpec] = {}, execution: Execution | None = None) -> Flags:
+    """Every flag but `solved`, which needs a judge; `exec_match` only with an execution (it runs the tools)."""
     first_gold = record.gold.calls[0]
     return Flags(
         well_formed=well_formed(record.turns),
@@ -63,12 +66,14 @@ def call_flags(record: QueryRecord, specs: Mapping[str, ToolSpec] = {}) -> Flags
         argument_match=argument_match(record.turns, first_gold, specs.get(first_gold.name)),
         correct=correct(record.turns, record.gold.calls, specs),
         answered=record.final_answer is not None,
+        exec_match=execution is not None and execution(record.turns, record.gold.calls),
     )
 
 
-def score(records: Sequence[QueryRecord], judge: Judge, specs: Mapping[str, ToolSpec] = {}) -> list[QueryRecord]:
+def score(records: Sequence[QueryRecord], judge: Judge, specs: Mapping[str, ToolSpec] = {},
+          execution: Execution | None = None) -> list[QueryRecord]:
     """The records with their flags filled; the judge sees only answered records (an unanswered one fails)."""
-    flagged = [replace(record, flags=call_flags(record, specs)) for record in records]
+    flagged = [replace(record, flags=call_flags(record, specs, execution)) for record in records]
     answered = [record for record in flagged if record.flags.answered]
     verdicts = iter(judge(answered) if answered else [])
     return [
@@ -99,14 +104,15 @@ class Summary:
     well_formed: float
     api_match: float
     argument_match: float
+    exec_match: float
     correct: float
     answered: float
     pass_rate: float
     ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-METRICS = ("well_formed", "api_match", "argument_match", "correct", "answered", "pass_rate")
-FLAGS = dict(zip(METRICS, ("well_formed", "api_match", "argument_match", "correct", "answered", "solved")))
+METRICS = ("well_formed", "api_match", "argument_match", "exec_match", "correct", "answered", "pass_rate")
+FLAGS = dict(zip(METRICS, ("well_formed", "api_match", "argument_match", "exec_match", "correct", "answered", "solved")))
 
 
 def summarize(records: Sequence[QueryRecord]) -> Summary:

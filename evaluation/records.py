@@ -35,6 +35,7 @@ class Flags:
     correct: bool = False
     answered: bool = False  # Finish with give_answer
     solved: bool = False  # answered, and the judge accepted the answer
+    exec_match: bool = False  # the path's calls return what every gold call returns (evaluation.execution)
 
 
 @dataclass(frozen=True)

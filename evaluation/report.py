@@ -17,14 +17,15 @@ from evaluation.records import Flags, QueryRecord, Turn
 from toolenv.gold import Expected, GoldAnswer, GoldCall, GoldEntry
 
 HEADERS = {"n": "n", "well_formed": "well-formed %", "api_match": "API match %", "argument_match": "argument match %",
-           "correct": "correct %", "answered": "answered %", "pass_rate": "pass rate %"}
+           "exec_match": "exec match %", "correct": "correct %", "answered": "answered %", "pass_rate": "pass rate %"}
 
 
 def builtin_report(records: Sequence[QueryRecord], meta: dict[str, Any]) -> dict[str, Any]:
     return {
         "meta": meta,
         "summary": asdict(summarize(records)),
-        "by_round": {key: asdict(value) for key, value in breakdown(records, "round").items()},
+        "by_round": {key: asdict(value) for key, value in  # tools of your own may belong to no round
+                     breakdown([record for record in records if record.round is not None], "round").items()},
         "by_category": {key: asdict(value) for key, value in breakdown(records, "category").items()},
         "by_tool": {key: asdict(value) for key, value in breakdown(records, "tool").items()},
         "records": [record.to_json() for record in records],
@@ -91,14 +92,15 @@ def _record(item: dict[str, Any]) -> QueryRecord:
     answer = None if gold["answer"] is None else GoldAnswer(**gold["answer"])
     return QueryRecord(**{
         **item,
-        "gold": GoldEntry(gold["id"], gold["tool"], gold["query"], calls, answer, gold["source"]),
+        "gold": GoldEntry(gold["id"], gold["tool"], gold["query"], calls, answer, gold["source"], gold.get("draft", False)),
         "turns": tuple(Turn(**turn) for turn in item["turns"]),
         "flags": None if item["flags"] is None else Flags(**item["flags"]),
     })
 
 
 def _title(report: dict[str, Any]) -> str:
-    meta = ", ".join(f"{key} {value}" for key, value in report["meta"].items() if value not in (None, "", []))
+    meta = ", ".join(f"{key} {', '.join(map(str, value)) if isinstance(value, list) else value}"
+                     for key, value in report["meta"].items() if value not in (None, "", []))
     return f"Evaluation: {meta}\n\n" if meta else ""
 
 

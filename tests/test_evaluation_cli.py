@@ -32,7 +32,8 @@ def invoke(*args: str):
     (["--strategy", "react@0"], "unknown strategy 'react@0'"),
     (["--suite", "toolbench"], "unknown suite 'toolbench'; suites: builtin"),
     (["--eval-set", "missing.jsonl", "--answers", ANSWERS], "missing.jsonl: cannot read"),
-    (["--eval-set", QUESTIONS], "--eval-set and --answers go together"),
+    (["--eval-set", QUESTIONS], "BFCL questions, not gold entries: give their ground truth with --answers FILE"),
+    (["--answers", ANSWERS], "--answers goes with --eval-set"),
     (["--eval-set", QUESTIONS, "--answers", QUESTIONS], "field 'ground_truth': missing"),
     (["--round", "7"], "no round 7; rounds: 1, 2, 3, 4"),
     (["--tools", "get_city_info,teleport"], "no tool 'teleport'; tools: "),
@@ -53,6 +54,7 @@ def test_a_tiny_model_run_writes_both_reports(tmp_path):
     assert "| **all** | 2 |" in result.stdout and "| `get_city_info` | 1 |" in result.stdout
     report = json.loads((tmp_path / "builtin.json").read_text())
     assert report["summary"]["n"] == 2 and report["meta"]["strategy"] == "react"
+    assert "exec_match" in report["summary"] and "| exec match % |" in result.stdout  # the built-in sets run their tools too
     assert json.loads((tmp_path / "bfcl_questions.json").read_text())["summary"]["n"] == 10
     assert (tmp_path / "builtin.md").exists() and (tmp_path / "bfcl_questions.md").exists()
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from evaluation.execution import ExecutionMatch
 from evaluation.judges import LLMJudge, WinRate, answer_solves, rule_judge, rule_pair_judge, win_rate
 from evaluation.metrics import bootstrap_interval, breakdown, call_flags, score, summarize
 from evaluation.records import Flags, QueryRecord, Turn, path_turns
@@ -14,6 +15,7 @@ from evaluation.report import builtin_markdown, builtin_report, win_rate_markdow
 from scripted import ScriptedPolicy, call, finish, text
 from toolenv.gold import Expected, GoldAnswer, GoldCall, GoldEntry
 from toolenv.registry import builtin_registry
+from toolenv.runner import ToolRunner
 
 REGISTRY = builtin_registry()
 SPECS = {name: REGISTRY.get(name).spec for name in ("add_to_date", "get_city_info")}
@@ -217,11 +219,12 @@ def test_win_rate_needs_the_same_queries():
 
 def test_report_json_and_markdown(tmp_path):
     scored = score([record(good(), done(), answer="2024-05-10", id="a"), record(GIVE_UP, id="b", gave_up=True)],
-                   rule_judge, SPECS)
+                   rule_judge, SPECS, ExecutionMatch(ToolRunner(REGISTRY)))
     report = builtin_report(scored, {"model": "scripted", "strategy": "react"})
     markdown = builtin_markdown(report)
+    assert "| argument match % | exec match % | correct % |" in markdown
     assert ("| **all** | 2 | 100.0 [100.0–100.0] | 50.0 [0.0–100.0] | 50.0 [0.0–100.0] | 50.0 [0.0–100.0] | "
-            "50.0 [0.0–100.0] | 50.0 [0.0–100.0] |") in markdown
+            "50.0 [0.0–100.0] | 50.0 [0.0–100.0] | 50.0 [0.0–100.0] |") in markdown
     assert "| round 2 |" in markdown and "| Dates |" in markdown and "| `add_to_date` |" in markdown
     json_path, markdown_path = write_report(report, markdown, tmp_path / "out", "builtin")
     loaded = json.loads(json_path.read_text())

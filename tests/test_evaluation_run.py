@@ -9,7 +9,7 @@ from actors.policy import Sampling
 from actors.search import DFSDT, Budget, ReAct
 from evaluation.builtin import evaluate, gold_tasks, select_tools
 from evaluation.judges import rule_judge
-from evaluation.metrics import summarize
+from evaluation.metrics import METRICS, summarize
 from scripted import ScriptedPolicy, call, finish
 from toolenv.gold import load_gold_dir, value_at
 from toolenv.registry import builtin_registry
@@ -45,12 +45,13 @@ def test_a_perfect_policy_scores_100_and_one_that_gives_up_0(strategy):
                        progress=done.append)
     summary = summarize(records)
     assert summary.n == 9 and done == [4, 8, 9]
-    assert summary == type(summary)(9, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0)
+    assert {metric: getattr(summary, metric) for metric in METRICS} == dict.fromkeys(METRICS, 100.0)
     assert {r.tool for r in records} == set(TOOLS) and all(r.strategy == strategy.name for r in records)
 
     records = evaluate(ScriptedPolicy(quitter), strategy, tasks, RUNNER, rule_judge, Sampling(seed=0))
     summary = summarize(records)
-    assert (summary.well_formed, summary.api_match, summary.correct, summary.pass_rate) == (100.0, 0.0, 0.0, 0.0)
+    assert (summary.well_formed, summary.api_match, summary.correct, summary.exec_match, summary.pass_rate) == \
+        (100.0, 0.0, 0.0, 0.0, 0.0)
     assert all(r.gave_up and r.final_answer is None for r in records)
 
 

@@ -3,6 +3,20 @@
 One JSONL file per tool (`toolenv/gold/<tool>.jsonl`). Evaluation compares a model's calls and answers to
 these with `match_value` / `call_matches`; `check_entry` proves each entry right by running its own calls.
 A gold set is never shown during exploration (tests keep its queries out of every spec).
+
+The same format, one entry per line, is what `imaginarium eval --eval-set FILE` reads for tools of your own
+(`evaluation.evalset`): there `id` and `tool` may be left out, and `imaginarium evalset draft` marks the
+entries it writes `"draft": true` until a person has reviewed them. One line:
+
+    {"id": "city-01", "tool": "city_info", "query": "How many people live in Lima?",
+     "calls": [{"name": "city_info", "arguments": {"city": {"value": "Lima", "match": "normalized"},
+                                                   "units": {"value": "metric", "match": "exact", "optional": true}}}],
+     "answer": {"value": 10000000, "path": "population", "match": "numeric", "tolerance": 0.001}}
+
+Argument rules: exact, normalized (case, punctuation and spacing aside; numbers within tolerance), numeric
+(relative `tolerance`), set (a list in any order), any_of (`value` lists the accepted values, each compared
+normalized); `"optional": true` lets the call leave the argument out. The answer (optional) is the value the
+final answer must state, found at `path` in the last gold call's result.
 """
 from __future__ import annotations
 
@@ -19,8 +33,8 @@ from toolenv.spec import Tool, ToolSpec
 from toolenv.validation import BadArguments, parse_arguments
 
 GOLD_DIR = Path(__file__).parent / "gold"
-ANSWER_RULES = ("exact", "normalized", "numeric", "set", "contains")
-ARGUMENT_RULES = ("exact", "normalized", "numeric", "set")
+ANSWER_RULES = ("exact", "normalized", "numeric", "set", "any_of", "contains")
+ARGUMENT_RULES = ("exact", "normalized", "numeric", "set", "any_of")
 DEFAULT_TOLERANCE = 1e-6
 
 
@@ -35,6 +49,7 @@ class Expected:
     value: Any
     match: str = "exact"
     tolerance: float = DEFAULT_TOLERANCE
+    optional: bool = False  # arguments only: a call may leave it out
 
     def matches(self, actual: Any) -> bool:
         return match_value(self.value, actual, self.match, self.tolerance)
@@ -51,7 +66,9 @@ class GoldCall:
     arguments: dict[str, Expected]
 
     def argument_values(self) -> dict[str, Any]:
-        return {name: expected.value for name, expected in self.arguments.items()}
+        """The arguments to run the gold call with (an any_of argument: its first accepted value)."""
+        return {name: expected.value[0] if expected.match == "any_of" else expected.value
+                for name, expected in self.arguments.items()}
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,7 @@ class GoldEntry:
     calls: tuple[GoldCall, ...]
     answer: GoldAnswer | None
     source: str  # "file:line", for messages
+    draft: bool = False  # written by `imaginarium evalset draft`, not yet reviewed
 
 
 # ---- matching ----------------------------------------------------------------------------------------
@@ -79,7 +97,8 @@ def match_value(expected: Any, actual: Any, rule: str = "exact", tolerance: floa
 
     exact: equal JSON (1 == 1.0, but true != 1). normalized: strings by normalize_text, numbers (or numeric
     strings) within tolerance. numeric: numbers within relative tolerance. set: same elements in any order,
-    normalized. contains: the normalized expected text appears, as whole words, in the normalized actual text.
+    normalized. any_of: expected is a list of accepted values, one of which matches normalized. contains: the
+    normalized expected text appears, as whole words, in the normalized actual text.
     """
     if rule == "exact":
         return _same_shape(expected, actual, _exact_leaf)
@@ -89,6 +108,8 @@ def match_value(expected: Any, actual: Any, rule: str = "exact", tolerance: floa
         return _same_shape(expected, actual, lambda e, a: _numbers_close(_as_number(e), _as_number(a), tolerance))
     if rule == "set":
         return isinstance(expected, list) and isinstance(actual, list) and _element_set(expected) == _element_set(actual)
+    if rule == "any_of":
+        return isinstance(expected, list) and any(match_value(value, actual, "normalized", tolerance) for value in expected)
     if rule == "contains":
         return f" {normalize_text(_as_text(expected))} " in f" {normalize_text(_as_text(actual))} "
     raise ValueError(f"unknown match rule {rule!r}; expected one of {list(ANSWER_RULES)}")
@@ -182,7 +203,7 @@ def call_matches(gold: GoldCall, name: str, arguments: dict[str, Any] | str | No
     """Whether a model's call is the gold call: same tool, each gold argument matching under its rule.
 
     With the spec, an argument left out counts as its schema default, and an extra argument is fine if it
-    only restates its default, since both calls then run identically.
+    only restates its default, since both calls then run identically. An optional gold argument may be left out.
     """
     if name != gold.name:
         return False, f"called {name!r}, expected {gold.name!r}"
@@ -193,6 +214,8 @@ def call_matches(gold: GoldCall, name: str, arguments: dict[str, Any] | str | No
     properties = spec.parameters.get("properties", {}) if spec else {}
     defaults = {key: prop["default"] for key, prop in properties.items() if "default" in prop}
     for key, expected in gold.arguments.items():
+        if key not in given and expected.optional:
+            continue
         if key not in given and key not in defaults:
             return False, f"argument {key!r} missing"
         actual = given[key] if key in given else defaults[key]
@@ -225,7 +248,7 @@ def check_entry(entry: GoldEntry, tools: ToolRunner | Registry | Iterable[Tool],
     return True, f"{entry.id}: ok"
 
 
-# ---- loading ---------------------------------------------------------------------------------------
+# ---- loading and writing -------------------------------------------------------------------------
 
 
 def load_gold(path: str | Path) -> list[GoldEntry]:
@@ -236,11 +259,7 @@ def load_gold(path: str | Path) -> list[GoldEntry]:
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise GoldFormatError(f"{where}: not JSON ({error.msg} at column {error.colno})") from None
-        entry = _parse_entry(record, where)
+        entry = parse_entry(parse_line(line, where), where)
         if entry.tool != path.stem:
             raise GoldFormatError(f"{where}: field 'tool': {entry.tool!r} in a file for {path.stem!r}")
         if entry.id in seen:
@@ -255,16 +274,50 @@ def load_gold_dir(directory: str | Path = GOLD_DIR) -> dict[str, list[GoldEntry]
     return {path.stem: load_gold(path) for path in sorted(Path(directory).glob("*.jsonl"))}
 
 
-def _parse_entry(record: Any, where: str) -> GoldEntry:
-    fields = _object(record, "", {"id", "tool", "query", "calls", "answer"}, {"id", "tool", "query", "calls"}, where)
-    for name in ("id", "tool", "query"):
-        if not isinstance(fields[name], str) or not fields[name].strip():
-            raise GoldFormatError(f"{where}: field '{name}': must be a non-empty string")
+def parse_line(line: str, where: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise GoldFormatError(f"{where}: not JSON ({error.msg} at column {error.colno})") from None
+
+
+def parse_entry(record: Any, where: str, default_id: str | None = None) -> GoldEntry:
+    """One entry; with `default_id` (an eval set's line), `id` may be left out and `tool` defaults to the first call's."""
+    required = {"query", "calls"} if default_id is not None else {"id", "tool", "query", "calls"}
+    fields = _object(record, "", {"id", "tool", "query", "calls", "answer", "draft"}, required, where)
     if not isinstance(fields["calls"], list) or not fields["calls"]:
         raise GoldFormatError(f"{where}: field 'calls': must be a non-empty list")
     calls = tuple(_parse_call(call, f"calls.{index}", where) for index, call in enumerate(fields["calls"]))
+    fields = {"id": default_id, "tool": calls[0].name, **fields}
+    for name in ("id", "tool", "query"):
+        if not isinstance(fields[name], str) or not fields[name].strip():
+            raise GoldFormatError(f"{where}: field '{name}': must be a non-empty string")
+    if not isinstance(fields.get("draft", False), bool):
+        raise GoldFormatError(f"{where}: field 'draft': must be true or false")
     answer = None if fields.get("answer") is None else _parse_answer(fields["answer"], where)
-    return GoldEntry(fields["id"], fields["tool"], fields["query"], calls, answer, where)
+    return GoldEntry(fields["id"], fields["tool"], fields["query"], calls, answer, where, fields.get("draft", False))
+
+
+def entry_json(entry: GoldEntry) -> dict[str, Any]:
+    """An entry as one line of the format (what `parse_entry` reads back), defaults left out."""
+    record: dict[str, Any] = {"id": entry.id, "tool": entry.tool, "query": entry.query, "calls": [
+        {"name": call.name, "arguments": {name: _expected_json(expected) for name, expected in call.arguments.items()}}
+        for call in entry.calls
+    ]}
+    if entry.answer is not None:
+        record["answer"] = {**_expected_json(entry.answer), **({"path": entry.answer.path} if entry.answer.path else {})}
+    if entry.draft:
+        record["draft"] = True
+    return record
+
+
+def _expected_json(expected: Expected) -> dict[str, Any]:
+    record = {"value": expected.value, "match": expected.match}
+    if expected.tolerance != DEFAULT_TOLERANCE:
+        record["tolerance"] = expected.tolerance
+    if expected.optional:
+        record["optional"] = True
+    return record
 
 
 def _parse_call(record: Any, field: str, where: str) -> GoldCall:
@@ -274,7 +327,7 @@ def _parse_call(record: Any, field: str, where: str) -> GoldCall:
     if not isinstance(fields["arguments"], dict):
         raise GoldFormatError(f"{where}: field '{field}.arguments': must be an object of {{name: {{value, match}}}}")
     arguments = {
-        name: _parse_expected(spec, f"{field}.arguments.{name}", ARGUMENT_RULES, {"value", "match", "tolerance"}, where)
+        name: _parse_expected(spec, f"{field}.arguments.{name}", ARGUMENT_RULES, {"value", "match", "tolerance", "optional"}, where)
         for name, spec in fields["arguments"].items()
     }
     return GoldCall(fields["name"], arguments)
@@ -285,7 +338,7 @@ def _parse_answer(record: Any, where: str) -> GoldAnswer:
     path = record.get("path", "")
     if not isinstance(path, str):
         raise GoldFormatError(f"{where}: field 'answer.path': must be a string (\"\" for the whole result)")
-    return GoldAnswer(expected.value, expected.match, expected.tolerance, path)
+    return GoldAnswer(expected.value, expected.match, expected.tolerance, path=path)
 
 
 def _parse_expected(record: Any, field: str, rules: tuple[str, ...], allowed: set[str], where: str) -> Expected:
@@ -297,10 +350,15 @@ def _parse_expected(record: Any, field: str, rules: tuple[str, ...], allowed: se
         raise GoldFormatError(f"{where}: field '{field}.value': a numeric match needs a number, got {fields['value']!r}")
     if match == "set" and not isinstance(fields["value"], list):
         raise GoldFormatError(f"{where}: field '{field}.value': a set match needs a list, got {fields['value']!r}")
+    if match == "any_of" and (not isinstance(fields["value"], list) or not fields["value"]):
+        raise GoldFormatError(f"{where}: field '{field}.value': an any_of match needs a non-empty list of accepted values, got {fields['value']!r}")
     tolerance = fields.get("tolerance", DEFAULT_TOLERANCE)
-    if "tolerance" in fields and (match not in ("numeric", "normalized") or not _is_number(tolerance) or tolerance < 0):
-        raise GoldFormatError(f"{where}: field '{field}.tolerance': a non-negative number, for numeric (or normalized) matches only")
-    return Expected(fields["value"], match, float(tolerance))
+    if "tolerance" in fields and (match not in ("numeric", "normalized", "any_of") or not _is_number(tolerance) or tolerance < 0):
+        raise GoldFormatError(f"{where}: field '{field}.tolerance': a non-negative number, for numeric, normalized or any_of matches only")
+    optional = fields.get("optional", False)
+    if not isinstance(optional, bool):
+        raise GoldFormatError(f"{where}: field '{field}.optional': must be true or false")
+    return Expected(fields["value"], match, float(tolerance), optional)
 
 
 def _object(record: Any, field: str, allowed: set[str], required: set[str], where: str) -> dict[str, Any]:
