@@ -11,11 +11,13 @@ from rich.console import Console
 from evaluation.cli import compare_command, eval_command, evalset_app
 from replay.cli import app as buffer_app
 from replay.cli import fail
+from retrieval.cli import app as retriever_app
 from toolenv.cli import app as tools_app
 
 app = typer.Typer(help="Imaginarium: teach language models to use tools.", no_args_is_help=True)
 app.add_typer(buffer_app, name="buffer")
 app.add_typer(tools_app, name="tools")
+app.add_typer(retriever_app, name="retriever")
 app.add_typer(evalset_app, name="evalset")
 app.command("eval")(eval_command)
 app.command("compare")(compare_command)
@@ -39,9 +41,11 @@ def run(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default: runs/<name>-<time>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+    tools_from: list[str] = typer.Option([], "--tools-from", help="Another tool source, added to the config's "
+                                         "tools.sources (repeatable): python:…, openai:…, mcp:…, openapi:…"),
 ):
     """Run a continual tool-learning experiment: explore, exploit, learn, publish, evaluate — round after round."""
-    from launcher.config import ConfigError, load_config, tools_registry
+    from launcher.config import ConfigError, check_config, load_config, tools_registry
     from launcher.run import run_experiment
 
     if resume is not None:
@@ -52,10 +56,19 @@ def run(
         fail("give a CONFIG file (e.g. configs/cpu-demo.yaml) or --resume RUN_DIR")
     try:
         config = load_config(config_path)
+        if tools_from:
+            config.tools.sources += [source for source in tools_from if source not in config.tools.sources]
         registry = tools_registry(config, config_path)
-        load_config(config_path, registry)  # with its tools: every round's, and the learner can start
+        check_config(config_path, config, registry)  # with its tools: every round's, and the learner can start
     except ConfigError as error:
         fail(str(error))
+    from evaluation.evalset import EvalSetFileError, load_gold_set
+
+    for path in config.eval.eval_sets:
+        try:
+            load_gold_set(path, registry)
+        except EvalSetFileError as error:
+            fail(f"{config_path}: eval.eval_sets: {error.lines[0]}")
     if dry_run:
         console.print(plan(config, registry))
         return

@@ -152,6 +152,9 @@ class EvalSection(_Strict):
     threads: int = Field(1, ge=1)  # the evaluator runs alone (explorers and learner wait), so it may take the cores
     max_new_tokens: int = Field(160, ge=16)  # per turn; a reply cut here is a wrong one
     baseline: bool = True  # also evaluate the base model, for the learning matrix's first row
+    # gold sets (JSONL, the built-in sets' format: `imaginarium evalset draft` starts one) for tools of your own;
+    # a tool with neither a built-in set nor one of these is explored and learned, not scored
+    eval_sets: list[str] = Field(default_factory=list)
 
 
 class ExperimentConfig(_Strict):
@@ -225,12 +228,17 @@ def load_config(path: str | Path, registry=None) -> ExperimentConfig:
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         raise ConfigError(f"{path}: {key + ': ' if key else ''}{message}{more}") from None
     if registry is not None:
-        try:
-            _check_tools(path, config.tools, registry)
-        except SourceError as error:
-            raise ConfigError(f"{path}: {error}") from None
-        _check_limiter_reachable(path, config, registry)
+        check_config(path, config, registry)
     return config
+
+
+def check_config(path: str | Path, config: ExperimentConfig, registry) -> None:
+    """What needs the tools: every round has its tools, and the learner can start."""
+    try:
+        _check_tools(Path(path), config.tools, registry)
+    except SourceError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    _check_limiter_reachable(Path(path), config, registry)
 
 
 def tools_registry(config: ExperimentConfig, path: str | Path = "config") -> object:

@@ -6,7 +6,8 @@ import os
 
 class Evaluator:
     def __init__(self, model: str, threads: int, strategy: str, budget, seed: int = 0, max_new_tokens: int = 160,
-                 tool_sources: tuple[str, ...] = ("builtin",), tool_rounds: dict | None = None):
+                 tool_sources: tuple[str, ...] = ("builtin",), tool_rounds: dict | None = None,
+                 eval_sets: tuple[str, ...] = ()):
         os.environ["OMP_NUM_THREADS"] = str(threads)
         import torch
 
@@ -20,7 +21,11 @@ class Evaluator:
         self.strategy = make_strategy(strategy, budget)
         self.registry = load_tools(tool_sources, tool_rounds)
         self.runner = ToolRunner(self.registry)
+        from evaluation.evalset import by_tool, load_gold_set
+
         self.gold = load_gold_dir()
+        for path in eval_sets:
+            self.gold.update(by_tool(load_gold_set(path, self.registry)))
         self.seed = seed
         self.max_new_tokens = max_new_tokens
 

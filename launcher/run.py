@@ -368,7 +368,7 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                                     num_cpus=config.explore.threads, resources=config.explore.resources)
         evaluator = ray.remote(Evaluator).options(num_cpus=1).remote(
             config.model.path, config.eval.threads, config.eval.strategy, budget, config.seed, config.eval.max_new_tokens,
-            tuple(config.tools.sources), tool_rounds)
+            tuple(config.tools.sources), tool_rounds, tuple(config.eval.eval_sets))
         learner = LearnerGroup(config.model.path, config.learn.learner_config(), prepare=model_folder)
         metrics.log(event="precision", precision=learner.precision)
         students = [] if explorer_config.teacher else explorers  # a teacher never takes the student's weights

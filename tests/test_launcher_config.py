@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from launcher.cli import app
-from launcher.config import ConfigError, load_config
+from launcher.config import ConfigError, load_config, tools_registry
 from toolenv.registry import builtin_registry
 
 ROOT = Path(__file__).parent.parent
@@ -16,7 +16,7 @@ REGISTRY = builtin_registry()
 
 @pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_preset_validates(preset):
-    config = load_config(preset, REGISTRY)
+    config = load_config(preset, tools_registry(load_config(preset)))  # its own sources: MCP servers started
     assert config.name and config.tools.rounds
 
 

@@ -1,6 +1,7 @@
 """Tool sources as strings (builtin, python, openai, toolbench), one registry across them, and rounds over any tools."""
 import json
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def test_parse_source_kinds_locations_and_options():
     python = parse_source("python:pkg.tools:Shelf")
     assert (python.kind, python.location) == ("python", "pkg.tools:Shelf")
     mcp = parse_source("mcp:python 'my server.py' --port 3")
-    assert (mcp.kind, mcp.argv) == ("mcp", ("python", "my server.py", "--port", "3"))
+    assert (mcp.kind, mcp.argv) == ("mcp", (sys.executable, "my server.py", "--port", "3"))  # `python`: this interpreter
     http = parse_source("mcp+https://example.org/mcp header:Authorization='Bearer ${TOKEN}'")
     assert (http.kind, http.location, dict(http.options)) == ("mcp+https", "https://example.org/mcp", {"header:Authorization": "Bearer ${TOKEN}"})
     openapi = parse_source("openapi:spec.yaml base_url=http://127.0.0.1:9/v1 header:X-Key=$KEY")

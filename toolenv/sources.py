@@ -23,6 +23,7 @@ import fnmatch
 import json
 import os
 import shlex
+import sys
 import string
 import threading
 from dataclasses import dataclass, field, replace
@@ -91,7 +92,9 @@ def parse_source(text: str) -> Source:
     if not words:
         raise SourceError(f"{text}: field 'location': missing")
     if kind == "mcp":
-        return Source(text, kind, rest.strip(), argv=tuple(words))
+        # `python` is this interpreter: a server written with the SDK runs where the SDK is installed
+        argv = (sys.executable, *words[1:]) if words[0] in ("python", "python3") else tuple(words)
+        return Source(text, kind, rest.strip(), argv=argv)
     location = f"{kind.removeprefix('mcp+')}:{words[0]}" if kind.startswith("mcp+") else words[0]
     options: dict[str, str] = {}
     for word in words[1:]:
