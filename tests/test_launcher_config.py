@@ -14,8 +14,32 @@ ROOT = Path(__file__).parent.parent
 REGISTRY = builtin_registry()
 
 
+@pytest.fixture(scope="module")
+def bookshelf_service():
+    """configs/own-tools.yaml reads this service's OpenAPI document, as the README starts it."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx2
+
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "examples.bookshelf_api:app", "--port", "8765",
+                               "--log-level", "warning"], cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx2.get("http://127.0.0.1:8765/openapi.json", timeout=1).raise_for_status()
+            break
+        except httpx2.HTTPError:
+            assert time.monotonic() < deadline and server.poll() is None, "the bookshelf service did not start"
+            time.sleep(0.2)
+    yield
+    server.terminate()
+    server.wait(10)
+
+
 @pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_preset_validates(preset):
+def test_every_preset_validates(preset, bookshelf_service):
     config = load_config(preset, tools_registry(load_config(preset)))  # its own sources: MCP servers started
     assert config.name and config.tools.rounds
 
