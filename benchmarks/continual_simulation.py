@@ -1,45 +1,58 @@
 """Scale by simulation: both schedules (`rounds`, `continual`) with N scripted explorers and a learner stand-in,
 through the real Redis buffer and real Ray, on the same workload.
 
-    .venv/bin/python benchmarks/continual_simulation.py            # N = 1, 8, 64 (a few minutes)
-    .venv/bin/python benchmarks/continual_simulation.py --quick    # N = 1, 8, fewer steps (under a minute)
-    .venv/bin/python benchmarks/continual_simulation.py --actors 64 --balance 1.5 --profile
+    .venv/bin/python benchmarks/continual_simulation.py            # N = 1, 8, 64 (about 4 minutes on 2 cores)
+    .venv/bin/python benchmarks/continual_simulation.py --quick    # N = 1, 8, fewer steps (about a minute)
+    .venv/bin/python benchmarks/continual_simulation.py --actors 64 --what-if publish,progress,stats,prefetch
+    .venv/bin/python benchmarks/continual_simulation.py --actors 64 --profile    # cProfile of the driver
 
-What runs for real: `launcher.run.Rounds` and `launcher.run.Continual` (the schedules), `Run.train`,
-`learner.data.train_loop` / `draw_batch` (sample → staleness → examples → packing → batch), `learner.publish.publish`,
-`launcher.explore.plan_units` / `run_units`, `Metrics` (metrics.jsonl and TensorBoard), the embedded `redis-server`
-with its Lua rate limiter, and the explorer actor's own code: `actors.explorer.Explorer.stream / _push / stop /
-progress / load_weights / explore / exploit`, as Ray actors (threaded, `max_concurrency=4`, `num_cpus=0.01` each).
+What runs for real: `launcher.run.Rounds` and `launcher.run.Continual` (the schedules, on a `launcher.run.Run`),
+`Run.train`, `learner.data.train_loop` / `draw_batch` / `_ready` (sample → staleness → examples → packing → batch),
+`learner.publish.publish`, `launcher.explore.plan_units` / `run_units`, `Metrics` (metrics.jsonl and TensorBoard),
+an `EmbeddedRedis` with the buffer's Lua scripts and rate limiter, and the explorer actor's own code:
+`actors.explorer.Explorer.stream / _push / stop / progress / load_weights / explore / exploit`, in N Ray actors
+(threaded, `max_concurrency=4`, `num_cpus=0.01` each), on a local Ray.
 
 What is stood in:
-- STE's trials (`actors.ste.explore`, the policy and the tools): a scripted generator in each explorer process yields
-  one valid episode per session per trial step after `trial_s` seconds (uniform jitter ± `jitter`), the explorer's
-  own pushes counted in that time, the limiter's backpressure not. Episodes are real `replay.episode.Episode`
-  records (a tool call, its result, a grounded final answer, ~3.5 KB like a demo episode) that pass
-  `actors.exploit.rejection`. The explorer processes import `actors.explorer` with a stand-in `actors.policy`
-  (the policy is the only module that needs torch), so 64 of them fit in memory and start in seconds.
-- The learner (`LearnerGroup`): `train_step` sleeps `step_s`; checkpoints are empty folders; weights a tiny object.
-- The evaluator: `evaluate` sleeps `eval_s` (default 0) and returns an empty report.
-- The tokenizer, with `--tokenizer memo` (default): the real SmolLM2 tokenizer behind a cache of its outputs, so
-  `build_examples` runs as is but costs almost nothing after the first sight of an episode's text (the scripted
-  episodes repeat 64 texts). With `--tokenizer real` every episode is tokenized; at this workload's 400 samples/s
-  that alone takes most of the driver (≈2 ms per episode on this machine), which would measure the tokenizer and
-  not the loop. The table reports the data path's cost per step either way.
+- STE's trials (`actors.ste.explore`: policy, tools, memory): a scripted generator in each explorer process yields
+  one episode per session per trial step after `trial_s` s (uniform jitter ± `--jitter`), the explorer's own pushes
+  counted in that time, the limiter's backpressure not. Episodes are real `replay.episode.Episode` records (a tool
+  call with values the user stated, its result, a grounded final answer; 2.7 KB) that `actors.exploit.rejection`
+  keeps. Explorer processes import `actors.explorer` beside a stand-in `actors.policy` (the one module that needs
+  torch), so 64 of them take ~60 MB each and start in about half a minute.
+- The learner (`LearnerGroup`): `train_step` takes `--step-s`; checkpoints are folders; the weights a tiny object.
+  By default the data path (build_examples and packing, not the Redis round trips) is taken as overlapped with the
+  step (train_step sleeps step_s less it), as a learner that prepares the next batch during the GPU step would; so
+  the learner's step is step_s plus the driver's serial work, whatever the load does to packing. `--serial` takes
+  the data path as today's train_loop does (serial) and balances the rates on a measured step instead.
+- The evaluator: `evaluate` takes `--eval-s` (default 0) and returns an empty report.
+- The tokenizer: `--tokenizer tiny` (default) renders a message as two tokens, so `build_examples` and packing run
+  their code on tiny examples. On this machine the real data path costs ~30-80 ms to tokenize and 180-500 ms to pack
+  one batch of 16 demo-sized episodes (printed at the start): at this workload's 256 samples/s it would measure the
+  packing, not the loop. `--tokenizer memo` (SmolLM2's, each text once) and `real` are there to run it anyway.
 
 Workload (the same for both schedules): `--rounds` rounds of `--tools` tools; per round `--steps` learner steps of
-`--batch` episodes and steps × batch / samples_per_insert episodes explored (all kept: `exploit.filter: false`,
-no paraphrases). Balanced rates (`--balance 1`): the explorers' production rate equals the learner's consumption
-rate / samples_per_insert, i.e. trial_s = N × sessions_per_call × step_s × spi / batch. The continual run's train
-table has the `sample_to_insert_ratio` limiter (`--spi`, `--min-size`, `--error-buffer`); the rounds run a
-`min_size` one (the config refuses the ratio limiter in rounds). Evaluation runs in both (`--eval-s`), the run's
-markdown report (`run.report()`, matplotlib) is left out of both.
+`--batch` episodes and steps × batch / spi episodes explored, all kept (`exploit.filter: false`, no paraphrases).
+Balanced rates (`--balance 1`): the explorers' production rate is the learner's nominal consumption rate (batch /
+step_s) / spi: trial_s = N × sessions_per_call × step_s × spi / batch. The continual run's train table has the
+`sample_to_insert_ratio` limiter (`--spi`, `--min-size`, `--error-buffer`), the rounds run a `min_size` one (the
+config refuses the ratio limiter in rounds). `run.report()` (matplotlib) is left out of both.
 
-Measured per N and schedule: wall time (the schedule's rounds and the last evaluations), learner steps, lost
-episodes (acknowledged pushes — what the explorers' buffer client returned from — missing from the explore or train
-table), learner idle (the loop's own waited_s ÷ its seconds, from metrics.jsonl), learner busy (train_step ÷ wall),
-explorer idle (Σ `_push` waited_s ÷ Σ stream wall_s, the explorers' own counters), samples per insert of the train
-table against the limiter's target, and the limiter's diff (inserts × spi − samples) at every step against its
-bounds. A watchdog stops the explorers if neither table moves for `--stall-s` (a deadlock) and says so.
+Measured per N and schedule: wall time (the schedule's rounds and the last evaluations); learner steps; episodes
+explored per round; lost episodes (ids whose insert the explorers' buffer client acknowledged, missing from the
+explore or the train table); learner idle (time actually held back: from draw_batch's first "not ready" to
+"ready", plus the sample's own backoff, ÷ the loops' seconds) beside what the run logs (train_loop's waited_s, which
+also counts the stats and sample round trips of draws never held back); learner busy (steps × step_s ÷ wall);
+explorer idle (the buffer client's backoff sleeps on inserts ÷ the streams' wall) beside what the explorers report
+(`_push`'s waited_s, which also counts every insert's own round trip); samples per insert of the train table and
+the limiter's diff (inserts × spi − samples) before every step, against its bounds; CPU cores used by the
+explorers, redis-server, the driver and the rest of the machine; the driver's time per learner step by part. A
+watchdog stops the explorers if neither table moves for `--stall-s` and reports the stall (a deadlock).
+
+`--what-if` runs proposed changes to the schedule code, patched in this process only, to measure what they buy:
+publish (no wait for the explorers' acks), progress (explorer progress collected without blocking the learner),
+stats (`ReplayBuffer.stats` in one round trip), prefetch (train_loop draws the next batch while one trains).
+
 The last line, for the largest N:
 
     lost L; continual/rounds wall R; learner idle I; explorer idle E; samples/insert S (target T)
@@ -348,6 +361,7 @@ class SimLearner:
         self.data_s = 0.0  # the data path of the batch about to be trained on
         self.data_total_s = 0.0
         self.held_s, self.held_since = 0.0, None  # time the limiter (or min_current) actually held the learner
+        self.blocked_s = 0.0  # --what-if prefetch: time the loop waited for a batch
 
     def train_step(self, inputs) -> float:
         started = time.perf_counter()
@@ -457,21 +471,28 @@ class Clock:
     def __init__(self):
         self.seconds: Counter = Counter()
         self.calls: Counter = Counter()
-        self.outer: Counter = Counter()
-        self.stack: list[str] = []
+        self.outer: Counter = Counter()  # the main thread's (a prefetching draw runs beside it)
+        self.local = threading.local()
+
+    @property
+    def stack(self) -> list[str]:
+        if not hasattr(self.local, "stack"):
+            self.local.stack = []
+        return self.local.stack
 
     def wrap(self, name, function):
         def timed(*args, **kwargs):
-            self.stack.append(name)
+            stack = self.stack
+            stack.append(name)
             started = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - started
-                self.stack.pop()
+                stack.pop()
                 self.seconds[name] += elapsed
                 self.calls[name] += 1
-                if not self.stack:
+                if not stack and threading.current_thread() is threading.main_thread():
                     self.outer[name] += elapsed
         return timed
 
@@ -582,6 +603,7 @@ class Result:
     learner_idle_s: float = 0.0
     learner_idle_reported: float = 0.0  # what the run logs (train_loop's waited_s ÷ its seconds, metrics.jsonl)
     cores: dict = field(default_factory=dict)  # CPU cores used during the run: explorers, redis, driver, machine
+    redis_per_s: dict = field(default_factory=dict)  # redis-server commands per second: all, scripts
     explorer_idle: float = 0.0  # time actually held back by the limiter (the buffer client's backoff) ÷ stream wall
     explorer_idle_reported: float = 0.0  # what the explorers report (Explorer._push's waited_s ÷ wall_s)
     samples_per_insert: float = 0.0
@@ -652,7 +674,12 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
     buffer.create_table(TableConfig(name=config.buffer.table, max_size=config.buffer.max_size))
     buffer.create_table(TableConfig(name=config.buffer.train_table, max_size=config.buffer.max_size,
                                     rate_limiter=config.buffer.rate_limiter))
-    learner = SimLearner(work.step_s, buffer.redis, config.buffer.train_table, work.spi, work.overlap)
+    what_ifs = set(filter(None, (what_if or "").split(",")))
+    unknown = what_ifs - set(WHAT_IFS)
+    if unknown:
+        raise ValueError(f"unknown --what-if {', '.join(sorted(unknown))}: choose from {', '.join(WHAT_IFS)}")
+    learner = SimLearner(work.step_s, buffer.redis, config.buffer.train_table, work.spi,
+                         work.overlap and "prefetch" not in what_ifs)
     console = Console(file=(run_dir / "console.txt").open("w"), width=120)
     metrics = Metrics(run_dir)
     state = RunState()
@@ -660,10 +687,6 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
                    tools=work.tool_names(), buffer=buffer, learner=learner, explorers=actors, evaluator=evaluator,
                    tokenizer=tokenizer)
 
-    what_ifs = set(filter(None, (what_if or "").split(",")))
-    unknown = what_ifs - set(WHAT_IFS)
-    if unknown:
-        raise ValueError(f"unknown --what-if {', '.join(sorted(unknown))}: choose from {', '.join(WHAT_IFS)}")
     clock = Clock()
     result = Result(n, schedule, clock=clock, target=work.spi if schedule == "continual" else 1.0)
     buffer.stats = _stats_by_table(clock, one_trip_stats(buffer) if "stats" in what_ifs else buffer.stats,
@@ -705,6 +728,7 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
 
     pids = {"explorers": ray.get([a.pid.remote() for a in actors]), "redis": [_redis_pid(url)],
             "driver": [os.getpid()]}
+    redis_before = _redis_calls(buffer.redis)
     with contextlib.ExitStack() as stack:
         stack.enter_context(patched(run_module, "publish", clock.wrap("publish", send)))
         stack.enter_context(patched(buffer_module, "_wait_or_timeout", learner_backoff))
@@ -715,6 +739,8 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
         stack.enter_context(patched(run_module, "_checkpoint", clock.wrap("checkpoint", run_module._checkpoint)))
         stack.enter_context(contextlib.redirect_stdout(io.StringIO()))  # run_units' progress bar
         stack.enter_context(patched(data_module, "_ready", _accounting_ready(data_module._ready, learner)))
+        if "prefetch" in what_ifs:
+            stack.enter_context(patched(run_module, "train_loop", prefetching_train_loop(learner)))
         watchdog.start()
         cpu_before = cpu_seconds(pids)
         if profiler:
@@ -732,6 +758,9 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
                 send.flush()
             cpu_after = cpu_seconds(pids)
             result.cores = {k: (cpu_after[k] - cpu_before[k]) / result.wall_s for k in cpu_after}
+            redis_after = _redis_calls(buffer.redis)
+            result.redis_per_s = {k: (redis_after.get(k, 0) - redis_before.get(k, 0)) / result.wall_s
+                                  for k in redis_after}
             if profiler:
                 profiler.disable()
             watchdog.done.set()
@@ -760,8 +789,8 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
     learns = [e for e in events if e["event"] == "learn"]
     loop_s = sum(e["seconds"] for e in learns)
     result.learner_idle_reported = sum(e["idle"] * e["seconds"] for e in learns) / max(loop_s, 1e-9)
-    result.learner_idle = learner.held_s / max(loop_s, 1e-9)
-    result.learner_idle_s = learner.held_s
+    result.learner_idle_s = learner.blocked_s if "prefetch" in what_ifs else learner.held_s
+    result.learner_idle = result.learner_idle_s / max(loop_s, 1e-9)
     result.ended = [e["ended"] for e in learns]
     firsts = {}
     for e in events:
@@ -827,7 +856,7 @@ def calibrate(work: Workload, url: str, tokenizer, root: Path, steps: int = 24) 
     return seconds
 
 
-WHAT_IFS = ("publish", "progress", "stats")
+WHAT_IFS = ("publish", "progress", "stats", "prefetch")
 
 STATS_LUA = """
 local p = KEYS[1]
@@ -890,6 +919,57 @@ def publish_without_waiting(publish):
     return send
 
 
+def prefetching_train_loop(learner_stand_in):
+    """`learner.data.train_loop` drawing the next batch on a thread while the current one trains (--what-if
+    prefetch): the same loop otherwise. The learner is idle only while it waits for a batch (`blocked_s`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from learner.data import LoopResult, StepRecord
+    from replay.buffer import BufferError, RateLimitTimeout
+
+    def train_loop(learner, draw, steps, start=0, *, after_step=lambda record: None, wait_while=lambda: False,
+                   poll_s=0.5):
+        result = LoopResult(start, "steps")
+        loop_started = time.perf_counter()
+        step, future = start, None
+        with ThreadPoolExecutor(1) as pool:
+            while step < steps:
+                started = time.perf_counter()
+                if future is None:
+                    future = pool.submit(draw, poll_s if wait_while() else 0.0)
+                try:
+                    drawn = future.result()
+                except RateLimitTimeout:
+                    future = None
+                    result.waited_s += time.perf_counter() - started
+                    learner_stand_in.blocked_s += time.perf_counter() - started
+                    if wait_while():
+                        continue
+                    result.stopped = "limiter"
+                    break
+                except BufferError:
+                    result.stopped = "empty"
+                    break
+                future = None
+                learner_stand_in.blocked_s += time.perf_counter() - started
+                result.waited_s += drawn.waited_s
+                if step + 1 < steps:  # the next batch, drawn while this one trains
+                    future = pool.submit(draw, poll_s if wait_while() else 0.0)
+                if drawn.batch is None:
+                    step += 1
+                    after_step(StepRecord(step, None, drawn.examples, 0, drawn.episodes, drawn.waited_s,
+                                          time.perf_counter() - started, drawn.skipped))
+                    continue
+                loss = learner.train_step(drawn.batch.model_inputs())
+                step += 1
+                after_step(StepRecord(step, loss, drawn.examples, int(drawn.batch.label_count), drawn.episodes,
+                                      drawn.waited_s, time.perf_counter() - started, drawn.skipped))
+        result.steps = step
+        result.seconds = time.perf_counter() - loop_started
+        return result
+    return train_loop
+
+
 def _recording_data_path(learner: SimLearner, draw_batch):
     """draw_batch, telling the learner stand-in how long the batch's data path took (its time less the limiter's)."""
     def draw(*args, **kwargs):
@@ -926,6 +1006,14 @@ def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
     cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     seconds["machine"] = (sum(int(x) for x in cpu[:8]) - int(cpu[3]) - int(cpu[4])) / tick
     return seconds
+
+
+def _redis_calls(client) -> dict[str, int]:
+    """Commands redis-server has run: all, and the Lua scripts (the buffer's inserts and samples, and the
+    explorers' polls while the limiter holds their inserts back)."""
+    stats = client.info("commandstats")
+    scripts = sum(v["calls"] for k, v in stats.items() if k.startswith(("cmdstat_evalsha", "cmdstat_eval")))
+    return {"all": sum(v["calls"] for v in stats.values()), "scripts": scripts}
 
 
 def _redis_pid(url: str) -> int:
@@ -985,8 +1073,14 @@ class Simulation:
             start_ray(num_cpus=2)
             started = time.perf_counter()
             self.pool, self.evaluator = start_actors(self.max_actors, self.server.url, self.eval_s)
-            self.log(f"# {self.max_actors} explorer actors up in {time.perf_counter() - started:.1f} s; "
-                     f"run folders in {self.root}")
+            import ray
+
+            pids = {"explorers": ray.get([a.pid.remote() for a in self.pool])}
+            before, idle_started = cpu_seconds(pids), time.perf_counter()
+            time.sleep(3.0)
+            idle = (cpu_seconds(pids)["explorers"] - before["explorers"]) / (time.perf_counter() - idle_started)
+            self.log(f"# {self.max_actors} explorer actors up in {time.perf_counter() - started:.1f} s, "
+                     f"{idle:.2f} cores idle; run folders in {self.root}")
         except BaseException:
             self.__exit__()
             raise
@@ -1020,7 +1114,7 @@ def simulate(counts: list[int], work: Workload, tokenizer_kind: str = "tiny", pr
              out: Path | None = None, log=print, what_if: str | None = None) -> list[tuple[Result, Result]]:
     """Both schedules for every N in `counts`, on the same workload: [(rounds, continual), ...]."""
     if tokenizer_kind == "tiny":
-        log(f"# {data_path_cost(work.batch)}; here --tokenizer tiny: a few tokens per episode")
+        log(f"# {data_path_cost(work.batch, repeats=1)}; here --tokenizer tiny: a few tokens per episode")
     results = []
     with Simulation(max(counts), tokenizer_kind, out, log, work.eval_s) as simulation:
         simulation.prepare(work)
@@ -1038,10 +1132,12 @@ def table(results: list[tuple[Result, Result]], work: Workload) -> str:
     not-ready check to ready, the explorers' backoff sleeps) and as the system reports them (rep)."""
     lines = [f"{'N':>3} {'schedule':<9} {'wall s':>6} {'steps':>7} {'explored':>9} {'acked':>5} {'lost':>4} "
              f"{'L idle':>6} {'rep':>5} {'L busy':>6} {'E idle':>6} {'rep':>5} {'s/ins':>5} {'diff min..max':>13} "
-             f"{'bounds':>8} {'stall':>5} {'cores: expl':>11} {'redis':>5} {'driver':>6} {'all':>5}"]
+             f"{'bounds':>8} {'in':>3} {'stall':>5} {'cores: expl':>11} {'redis':>5} {'driver':>6} {'rest':>5} "
+             f"{'all':>5} {'redis cmd/s':>11} {'scripts':>7}"]
     for pair in results:
         for r in pair:
             cores = r.cores or {}
+            rest = cores.get("machine", 0) - sum(cores.get(k, 0) for k in ("explorers", "redis", "driver"))
             lines.append(
                 f"{r.actors:>3} {r.schedule:<9} {r.wall_s:>6.1f} {'+'.join(map(str, r.steps)):>7} "
                 f"{'+'.join(map(str, r.explored)):>9} {r.acked:>5} {r.lost:>4} {r.learner_idle:>6.3f} "
@@ -1049,8 +1145,10 @@ def table(results: list[tuple[Result, Result]], work: Workload) -> str:
                 f"{r.explorer_idle_reported:>5.3f} {r.samples_per_insert:>5.2f} "
                 f"{f'{r.diff_range[0]:g}..{r.diff_range[1]:g}':>13} "
                 f"{(f'{r.bounds[0]:g}..{r.bounds[1]:g}' if r.schedule == 'continual' else '-'):>8} "
+                f"{('yes' if r.spi_within else 'no') if r.schedule == 'continual' else '-':>3} "
                 f"{'yes' if r.stalls else 'no':>5} {cores.get('explorers', 0):>11.2f} {cores.get('redis', 0):>5.2f} "
-                f"{cores.get('driver', 0):>6.2f} {cores.get('machine', 0):>5.2f}")
+                f"{cores.get('driver', 0):>6.2f} {rest:>5.2f} {cores.get('machine', 0):>5.2f} "
+                f"{r.redis_per_s.get('all', 0):>11.0f} {r.redis_per_s.get('scripts', 0):>7.0f}")
     lines.append("")
     lines.append("continual, the driver per learner step (ms): train_step (step_s less the overlapped data path); "
                  "draw_batch, of which: held back (limiter or min_current), the train table's stats, sample, "
@@ -1079,6 +1177,20 @@ def table(results: list[tuple[Result, Result]], work: Workload) -> str:
     return "\n".join(lines)
 
 
+def goals(results: list[tuple[Result, Result]]) -> str:
+    rounds, continual = results[-1]
+    ratio = continual.wall_s / rounds.wall_s
+    low, high = (continual.target - continual.bounds[1] / max(1, continual.train_inserts),
+                 continual.target - continual.bounds[0] / max(1, continual.train_inserts))
+    checks = [("lost 0", rounds.lost + continual.lost == 0), (f"wall <= {GOALS['wall']}", ratio <= GOALS["wall"]),
+              (f"learner idle <= {GOALS['learner_idle']}", continual.learner_idle <= GOALS["learner_idle"]),
+              (f"samples/insert within the error buffer [{low:.3f}, {high:.3f}]", continual.spi_within),
+              ("no stall", not (rounds.stalls or continual.stalls))]
+    return (f"# goals at N={continual.actors}: " + "; ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in checks)
+            + f" (the system reports learner idle {continual.learner_idle_reported:.3f}, explorer idle "
+            f"{continual.explorer_idle_reported:.3f})")
+
+
 def summary(results: list[tuple[Result, Result]]) -> str:
     rounds, continual = results[-1]
     return (f"lost {rounds.lost + continual.lost}; continual/rounds wall {continual.wall_s / rounds.wall_s:.2f}; "
@@ -1098,7 +1210,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--what-if", default=None,
                         help="comma-separated proposed changes, patched in this process only: publish (no "
                              "wait for the explorers' acks), progress (explorer progress collected without blocking), "
-                             "stats (ReplayBuffer.stats in one round trip)")
+                             "stats (ReplayBuffer.stats in one round trip), prefetch (train_loop draws the next batch "
+                             "on a thread while the current one trains)")
     defaults = Workload()
     parser.add_argument("--serial", action="store_true",
                         help="the data path serial with train_step (today's train_loop), rates balanced on the "
@@ -1109,7 +1222,7 @@ def main(argv: list[str] | None = None) -> None:
         kind = int if isinstance(value, int) or name == "staleness_cap" else float
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     args = parser.parse_args(argv)
-    work = Workload(steps=48, checkpoint_every=24) if args.quick else Workload()
+    work = Workload(steps=32, checkpoint_every=16) if args.quick else Workload()
     work.overlap = not args.serial
     for name in vars(defaults):
         if name != "overlap" and getattr(args, name) is not None:
@@ -1128,6 +1241,7 @@ def main(argv: list[str] | None = None) -> None:
         text = io.StringIO()
         pstats.Stats(profiled, stream=text).sort_stats("cumulative").print_stats(25)
         print("\n".join(text.getvalue().splitlines()[:60]))
+    print(goals(results))
     print(summary(results))
 
 
