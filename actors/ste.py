@@ -26,8 +26,8 @@ from actors.search import FINISH_NAME, ReAct, SearchResult, Strategy, Task
 from replay.episode import Episode, FunctionCall, Message, Reflection, TokenCounts, ToolCall
 from toolenv.registry import Registry
 from toolenv.runner import ToolRunner
+from toolenv.validation import is_default
 
-_NO_DEFAULT = object()
 
 
 @dataclass(frozen=True)
@@ -272,9 +272,8 @@ def _novel_values(call: FunctionCall, registry: Registry, explored: list[str]) -
 
 def _stated_values(call: FunctionCall, registry: Registry) -> list:
     """The call's values a request has to state: every argument that is not its parameter's default."""
-    properties = registry.get(call.name).spec.parameters.get("properties", {})
-    return [v for key, v in call.arguments.items() if "default" not in properties.get(key, {})
-            or properties[key]["default"] != v]
+    parameters = registry.get(call.name).spec.parameters
+    return [v for key, v in call.arguments.items() if not is_default(parameters, key, v)]
 
 
 def _fewer_options(call: ToolCall, registry: Registry, keep: int | None, rng: random.Random) -> ToolCall:
@@ -287,9 +286,8 @@ def _fewer_options(call: ToolCall, registry: Registry, keep: int | None, rng: ra
     model that pads `years: 0` into every call would otherwise learn to add nothing."""
     parameters = registry.get(call.function.name).spec.parameters
     required = set(parameters.get("required", []))
-    properties = parameters.get("properties", {})
     optional = [key for key, value in call.function.arguments.items()
-                if key not in required and properties.get(key, {}).get("default", _NO_DEFAULT) != value]
+                if key not in required and not is_default(parameters, key, value)]
     least = min(max(parameters.get("minProperties", 0) - len(required), 0 if required else 1), len(optional))
     count = len(optional) if keep is None else rng.randint(least, max(least, min(keep, len(optional))))
     kept = set(rng.sample(optional, count))

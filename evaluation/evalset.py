@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 from actors.exploit import mentioned, requested_values, states, trial_turns
 from actors.search import FINISH_NAME
+from toolenv.validation import is_default
 from replay.episode import Episode, Message
 from toolenv.gold import (
     DEFAULT_TOLERANCE, Expected, GoldAnswer, GoldCall, GoldEntry, GoldFormatError, entry_json, parse_entry, parse_line,
@@ -168,7 +169,7 @@ def argument_rule(spec: ToolSpec, name: str, value: Any) -> Expected:
     """The rule a reviewer most often wants: text case-insensitive, numbers numeric, choices and the rest exact;
     optional when the value is the parameter's default (leaving it out runs the same call)."""
     schema = spec.parameters.get("properties", {}).get(name, {})
-    optional = "default" in schema and schema["default"] == value and type(schema["default"]) is type(value)
+    optional = is_default(spec.parameters, name, value)
     if "enum" in schema or isinstance(value, bool):
         match = "exact"
     elif isinstance(value, (int, float)):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ from transformers import AutoModelForCausalLM  # noqa: E402
 from learner.config import LearnerConfig  # noqa: E402
 from learner.examples import IGNORE  # noqa: E402
 from learner.loss import labelled_loss  # noqa: E402
+from replay.server import free_port  # noqa: E402
 
 Batch = dict[str, torch.Tensor]  # input_ids, labels, attention_mask, position_ids: packing.Batch.model_inputs()
 StateDict = dict[str, torch.Tensor]
@@ -116,12 +116,6 @@ def bf16_enabled(cfg: LearnerConfig, device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return torch.cpu._is_avx512_bf16_supported()  # without avx512_bf16, CPU bf16 is emulated and slower
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def init_distributed(cfg: LearnerConfig) -> None:

@@ -15,7 +15,8 @@ import torch
 
 from learner.checkpoint import export_pretrained, load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
-from learner.engine import Batch, Engine, LossFn, StateDict, batch_loss, free_port, split_rows
+from learner.engine import Batch, Engine, LossFn, StateDict, batch_loss, split_rows
+from replay.server import free_port
 from learner.publish import WireWeights, to_wire
 
 

@@ -25,10 +25,11 @@ from replay.buffer import BufferError
 STATE_FILE = "server.json"  # url and pid of the live server, so other commands can find it
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on `host` now (the OS may hand it out again once closed: bind it soon)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def _die_with_parent() -> None:
@@ -53,7 +54,7 @@ class EmbeddedRedis:
         if binary is None:
             raise BufferError("redis-server is not installed: run `make install` (or `apt-get install redis-server`)")
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         command = [
             binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir.resolve()),
             "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",

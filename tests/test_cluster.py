@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from replay.buffer import ReplayBuffer
-from replay.server import EmbeddedRedis, _free_port
+from replay.server import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
@@ -37,9 +37,9 @@ _HANDED_OUT: set[int] = set()
 def _port() -> int:
     """A free port not handed out before in this test: the OS may offer a just-closed port again, and Ray
     refuses to start when two of its components get the same one."""
-    port = _free_port()
+    port = free_port()
     while port in _HANDED_OUT:
-        port = _free_port()
+        port = free_port()
     _HANDED_OUT.add(port)
     return port
 

@@ -84,9 +84,9 @@ def secured_server(tmp_path):
          "-out", tmp_path / "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
         check=True, capture_output=True,
     )
-    from replay.server import _free_port
+    from replay.server import free_port
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--tls-cert-file", tmp_path / "cert.pem", "--tls-key-file", tmp_path / "key.pem",

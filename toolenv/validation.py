@@ -26,6 +26,17 @@ class BadArguments(ValueError):
     """The arguments cannot be passed to the tool; the message is what the model reads."""
 
 
+_NONE = object()  # no default declared
+
+
+def is_default(parameters: dict, name: str, value: Any) -> bool:
+    """Is `value` the declared default of parameter `name` in a JSON-Schema `parameters` object? A default states
+    nothing a request asked for: the one rule for padding, faithfulness and drafts."""
+    prop = parameters.get("properties", {}).get(name, {})
+    default = prop.get("default", _NONE)
+    return default == value and isinstance(default, bool) == isinstance(value, bool)  # 1 == 1.0, never True == 1
+
+
 def check_spec(spec: ToolSpec) -> None:
     """Raise ValueError if a spec could never be called: a bad name or a parameters schema that is not an object schema."""
     if not FUNCTION_NAME.match(spec.name):
