@@ -1052,8 +1052,9 @@ class Simulation:
     """Redis, Ray and the actor pool, started once; `run` runs one schedule with the first n explorers."""
 
     def __init__(self, max_actors: int, tokenizer_kind: str = "tiny", out: Path | None = None, log=print,
-                 eval_s: float = 0.0, batch: int = 16):
+                 eval_s: float = 0.0, batch: int = 16, idle_cpu_s: float = 0.0):
         self.max_actors, self.tokenizer_kind, self.log, self.eval_s = max_actors, tokenizer_kind, log, eval_s
+        self.idle_cpu_s = idle_cpu_s  # how long to measure the idle explorers' CPU after they start (0: not)
         self.root = Path(out or tempfile.mkdtemp(prefix="continual-sim-"))
         self.batch = batch
         self.runs = 0
@@ -1073,14 +1074,17 @@ class Simulation:
             start_ray(num_cpus=2)
             started = time.perf_counter()
             self.pool, self.evaluator = start_actors(self.max_actors, self.server.url, self.eval_s)
-            import ray
+            up = time.perf_counter() - started
+            idle = ""
+            if self.idle_cpu_s:
+                import ray
 
-            pids = {"explorers": ray.get([a.pid.remote() for a in self.pool])}
-            before, idle_started = cpu_seconds(pids), time.perf_counter()
-            time.sleep(3.0)
-            idle = (cpu_seconds(pids)["explorers"] - before["explorers"]) / (time.perf_counter() - idle_started)
-            self.log(f"# {self.max_actors} explorer actors up in {time.perf_counter() - started:.1f} s, "
-                     f"{idle:.2f} cores idle; run folders in {self.root}")
+                pids = {"explorers": ray.get([a.pid.remote() for a in self.pool])}
+                before, idle_started = cpu_seconds(pids), time.perf_counter()
+                time.sleep(self.idle_cpu_s)
+                cores = (cpu_seconds(pids)["explorers"] - before["explorers"]) / (time.perf_counter() - idle_started)
+                idle = f", {cores:.2f} cores while idle"
+            self.log(f"# {self.max_actors} explorer actors up in {up:.1f} s{idle}; run folders in {self.root}")
         except BaseException:
             self.__exit__()
             raise
@@ -1111,12 +1115,13 @@ class Simulation:
 
 
 def simulate(counts: list[int], work: Workload, tokenizer_kind: str = "tiny", profile: bool = False,
-             out: Path | None = None, log=print, what_if: str | None = None) -> list[tuple[Result, Result]]:
+             out: Path | None = None, log=print, what_if: str | None = None,
+             data_path: bool = True) -> list[tuple[Result, Result]]:
     """Both schedules for every N in `counts`, on the same workload: [(rounds, continual), ...]."""
-    if tokenizer_kind == "tiny":
+    if tokenizer_kind == "tiny" and data_path:
         log(f"# {data_path_cost(work.batch, repeats=1)}; here --tokenizer tiny: a few tokens per episode")
     results = []
-    with Simulation(max(counts), tokenizer_kind, out, log, work.eval_s) as simulation:
+    with Simulation(max(counts), tokenizer_kind, out, log, work.eval_s, idle_cpu_s=3.0) as simulation:
         simulation.prepare(work)
         log(f"# balanced trial step: " + ", ".join(f"N={n}: {work.trial_s(n):.3f} s" for n in sorted(counts)))
         for n in sorted(counts):
@@ -1234,7 +1239,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{work.balance:g}; tokenizer {args.tokenizer}" + (f"; what-if {args.what_if}" if args.what_if else ""),
           flush=True)
     results = simulate(counts, work, args.tokenizer, args.profile, args.out,
-                       log=lambda line: print(line, flush=True), what_if=args.what_if)
+                       log=lambda line: print(line, flush=True), what_if=args.what_if, data_path=not args.quick)
     print(table(results, work))
     if args.profile:
         profiled = results[-1][1].profile
