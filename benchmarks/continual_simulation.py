@@ -1227,7 +1227,7 @@ def main(argv: list[str] | None = None) -> None:
         kind = int if isinstance(value, int) or name == "staleness_cap" else float
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     args = parser.parse_args(argv)
-    work = Workload(steps=32, checkpoint_every=16) if args.quick else Workload()
+    work = Workload(steps=24, checkpoint_every=12) if args.quick else Workload()
     work.overlap = not args.serial
     for name in vars(defaults):
         if name != "overlap" and getattr(args, name) is not None:
