@@ -141,7 +141,7 @@ def main() -> None:
                            + " / ".join(f"{ratios[f'buffer sample, {c} client(s)']:.2f}" for c in (1, 2))
                            + f" of GET (goal {GOALS['sample']})")
     for line in summary:
-        console.print(line)
+        print(line)  # unwrapped, whatever the terminal's width
 
 
 if __name__ == "__main__":
