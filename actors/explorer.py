@@ -186,16 +186,18 @@ class Explorer:
         self._progress["episodes"] += self.buffer.insert(self.config.table, episodes, ignore_rate_limiter=True).inserted
         self._progress["solved"] += sum(e.outcome.label == "solved" for e in episodes)
         self._progress["tokens"] += sum(e.tokens.prompt + e.tokens.completion for e in episodes)
-        waiting = time.perf_counter()
+        held_since = None  # idle is time held back, not every insert's own round trip
         while kept:
             try:
-                self._progress["kept"] += self.buffer.insert(train_table, kept, timeout=0.5).inserted
+                self._progress["kept"] += self.buffer.insert(train_table, kept, timeout=0 if held_since is None else 0.5).inserted
                 kept = []
             except RateLimitTimeout:
+                held_since = held_since or time.perf_counter()
                 if self._stop.is_set():
                     self._progress["kept"] += self.buffer.insert(train_table, kept, ignore_rate_limiter=True).inserted
                     kept = []
-        self._progress["waited_s"] += time.perf_counter() - waiting
+        if held_since is not None:
+            self._progress["waited_s"] += time.perf_counter() - held_since
 
     def stop(self) -> None:
         """End `stream` after the trial in flight (its episodes are pushed first)."""

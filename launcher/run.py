@@ -151,14 +151,13 @@ class Run:
                                  reason=f"{record.skipped} of {len(record.episodes)} episodes too long")
                 return
             self.state.step += 1
-            stats = self.buffer.stats(self.train_table).counters
             self.metrics.log(step=self.state.step, event="train", round=r, loss=record.loss, examples=record.examples,
                              tokens=record.tokens, replayed=sum(1 for e in record.episodes if e.round < r),
                              skipped=record.skipped, version_lag=[self.state.version - e.policy_version
                                                                   for e in record.episodes],
                              idle=round(record.waited_s / record.seconds, 4), seconds=round(record.seconds, 3),
                              tokens_per_s=round(record.tokens / record.seconds, 1),
-                             samples_per_insert=round(stats["samples"] / max(1, stats["inserts"]), 3))
+                             samples_per_insert=round(record.samples_per_insert, 3))
             if self.state.step % learn.publish_every == 0:
                 self.publish(r, publish_to)
             if learn.checkpoint_every and self.state.step % learn.checkpoint_every == 0:
@@ -249,7 +248,8 @@ class Continual:
     from the train table under its rate limiter, and weights go out every `publish_every` steps.
 
     A round ends when its explorers have pushed `episodes_per_tool` × tools episodes or the learner has done
-    `steps_per_round` steps, whichever comes first; the learner then trains on what the limiter still allows.
+    `steps_per_round` steps, whichever comes first; the learner then trains on what the limiter still allows,
+    up to `steps_per_round`.
     The round's evaluation runs on the evaluator while the next round explores.
     """
 
@@ -276,7 +276,7 @@ class Continual:
                                                         config.explore.sessions_per_call)
         streams = {i: start(e) for i, e in enumerate(run.explorers)} if run.explored(r) < target else {}
         totals: dict[int, dict] = {}
-        stopped, last_look = not streams, 0.0
+        stopped, last_count, last_log = not streams, 0.0, 0.0
 
         def stop_explorers() -> None:
             nonlocal stopped
@@ -286,8 +286,8 @@ class Continual:
 
         def exploring() -> bool:
             """Whether explorers still push: stopped once the round's episodes are in; one that died is restarted by
-            Ray and streams again (its pushed trials are in the buffer); logs their progress every 2 s."""
-            nonlocal last_look
+            Ray and streams again (its pushed trials are in the buffer); logs their progress every 10 s."""
+            nonlocal last_count, last_log
             ready, _ = ray.wait(list(streams.values()), num_returns=len(streams), timeout=0) if streams else ([], [])
             for i in [i for i, ref in streams.items() if ref in ready]:
                 try:
@@ -296,10 +296,13 @@ class Continual:
                     run.metrics.log(event="explorer_restart", round=r, explorer=i)
                     if not stopped:
                         streams[i] = start(run.explorers[i])
-            if not stopped and time.monotonic() - last_look > 2.0:
-                last_look = time.monotonic()
+            now = time.monotonic()
+            if not stopped and now - last_count > 1.0:  # explorers overshoot the round by what they push meanwhile
+                last_count = now
                 if run.explored(r) >= target:
                     stop_explorers()
+            if not stopped and now - last_log > 10.0:
+                last_log = now
                 self._log_explorers(run, r)
             return bool(streams)
 

@@ -28,6 +28,7 @@ class Drawn:
     examples: int
     skipped: int
     waited_s: float = 0.0  # time the rate limiter held the sample back
+    samples_per_insert: float = 0.0  # the table's, this sample included
 
 
 def draw_batch(buffer: ReplayBuffer, table: str, tokenizer, learn: LearnerConfig, max_tokens: int, mix: RoundMix,
@@ -41,25 +42,27 @@ def draw_batch(buffer: ReplayBuffer, table: str, tokenizer, learn: LearnerConfig
     """
     rows_needed = learn.ranks * learn.grad_accum  # every rank gets at least one row per micro batch
     size = learn.batch_size
-    started = time.perf_counter()
+    started, held_since = time.perf_counter(), None
     # a whole batch or nothing: a sample the limiter cut short would count draws that are never trained on
-    while not _ready(buffer.stats(table), size, f"round={mix.current_round}", min_current):
+    while not _ready(stats := buffer.stats(table), size, f"round={mix.current_round}", min_current):
+        held_since = held_since or time.perf_counter()
         if timeout is not None and time.perf_counter() - started >= timeout:
             raise RateLimitTimeout(f"sample of {size} from '{table}' held back by the rate limiter")
         time.sleep(min(0.05, timeout or 0.05))
+    waited = time.perf_counter() - held_since if held_since else 0.0  # held back, not the reads of every draw
     sampled = buffer.sample(table, size, round_mix=mix, timeout=timeout)
-    waited = time.perf_counter() - started
+    samples_per_insert = (stats.counters["samples"] + len(sampled)) / max(1, stats.counters["inserts"])
     episodes, weights = apply_staleness([s.episode for s in sampled], version, learn.staleness_cap,
                                         learn.staleness_policy)
     weight_of = {episode.id: weight for episode, weight in zip(episodes, weights)}
     examples, skipped = build_examples(episodes, tokenizer, max_tokens)
     examples = [replace(example, weight=weight_of[example.episode_id]) for example in examples]
     if len(examples) < rows_needed:
-        return Drawn(None, episodes, len(examples), len(skipped), waited)
+        return Drawn(None, episodes, len(examples), len(skipped), waited, samples_per_insert)
     rows = first_fit_decreasing(examples, max_tokens)
     pad = tokenizer.pad_token_id or 0
     batch = packed_batch(rows, pad) if len(rows) >= rows_needed else padded_batch(examples, pad)
-    return Drawn(batch, episodes, len(examples), len(skipped), waited)
+    return Drawn(batch, episodes, len(examples), len(skipped), waited, samples_per_insert)
 
 
 def sample_allowance(stats: TableStats) -> int:
@@ -100,6 +103,7 @@ class StepRecord:
     waited_s: float  # sampling held back by the rate limiter
     seconds: float  # wall time of the whole step, waiting included
     skipped: int  # drawn episodes too long for max_tokens
+    samples_per_insert: float  # the train table's, after this step's sample
 
 
 @dataclass
@@ -139,12 +143,12 @@ def train_loop(learner, draw: Callable[[float | None], Drawn], steps: int, start
         if drawn.batch is None:
             step += 1  # a batch that did not fit still counts, or one long episode could stall the loop
             after_step(StepRecord(step, None, drawn.examples, 0, drawn.episodes, drawn.waited_s,
-                                  time.perf_counter() - started, drawn.skipped))
+                                  time.perf_counter() - started, drawn.skipped, drawn.samples_per_insert))
             continue
         loss = learner.train_step(drawn.batch.model_inputs())
         step += 1
         after_step(StepRecord(step, loss, drawn.examples, int(drawn.batch.label_count), drawn.episodes,
-                              drawn.waited_s, time.perf_counter() - started, drawn.skipped))
+                              drawn.waited_s, time.perf_counter() - started, drawn.skipped, drawn.samples_per_insert))
     result.steps = step
     result.seconds = time.perf_counter() - loop_started
     return result
