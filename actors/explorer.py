@@ -181,8 +181,9 @@ class Explorer:
 
     def _push(self, episodes: list, train_table: str, kept: list) -> None:
         """Every episode into the explore table (the record of what was tried, never rate-limited), the kept ones
-        into the train table: a held-back insert is retried until it goes in or the stream is stopped, and then
-        it goes in regardless, so nothing kept is lost."""
+        into the train table: a held-back insert is retried until it goes in or the stream is stopped. Once
+        stopped, what the limiter still holds back stays in the explore table only (acknowledged, never lost):
+        forcing it in would push samples per insert below the limiter's bound for good."""
         self._progress["episodes"] += self.buffer.insert(self.config.table, episodes, ignore_rate_limiter=True).inserted
         self._progress["solved"] += sum(e.outcome.label == "solved" for e in episodes)
         self._progress["tokens"] += sum(e.tokens.prompt + e.tokens.completion for e in episodes)
@@ -194,7 +195,7 @@ class Explorer:
             except RateLimitTimeout:
                 held_since = held_since or time.perf_counter()
                 if self._stop.is_set():
-                    self._progress["kept"] += self.buffer.insert(train_table, kept, ignore_rate_limiter=True).inserted
+                    self._progress["held_at_stop"] += len(kept)  # in the explore table; some may have gone in
                     kept = []
         if held_since is not None:
             self._progress["waited_s"] += time.perf_counter() - held_since

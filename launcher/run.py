@@ -276,7 +276,7 @@ class Continual:
                                                         config.explore.sessions_per_call)
         streams = {i: start(e) for i, e in enumerate(run.explorers)} if run.explored(r) < target else {}
         totals: dict[int, dict] = {}
-        stopped, last_count, last_log = not streams, 0.0, 0.0
+        stopped, last_log = not streams, 0.0
 
         def stop_explorers() -> None:
             nonlocal stopped
@@ -287,7 +287,7 @@ class Continual:
         def exploring() -> bool:
             """Whether explorers still push: stopped once the round's episodes are in; one that died is restarted by
             Ray and streams again (its pushed trials are in the buffer); logs their progress every 10 s."""
-            nonlocal last_count, last_log
+            nonlocal last_log
             ready, _ = ray.wait(list(streams.values()), num_returns=len(streams), timeout=0) if streams else ([], [])
             for i in [i for i, ref in streams.items() if ref in ready]:
                 try:
@@ -297,10 +297,8 @@ class Continual:
                     if not stopped:
                         streams[i] = start(run.explorers[i])
             now = time.monotonic()
-            if not stopped and now - last_count > 1.0:  # explorers overshoot the round by what they push meanwhile
-                last_count = now
-                if run.explored(r) >= target:
-                    stop_explorers()
+            if not stopped and run.explored(r) >= target:  # every call: explorers overshoot by what they push meanwhile
+                stop_explorers()
             if not stopped and now - last_log > 10.0:
                 last_log = now
                 self._log_explorers(run, r)
