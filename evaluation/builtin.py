@@ -66,6 +66,18 @@ def gold_tasks(registry: Registry, gold: dict[str, list[GoldEntry]], tools: Sequ
     return tasks
 
 
+def with_retrieved_tools(tasks: Sequence[GoldTask], registry: Registry, retriever, k: int) -> tuple[list[GoldTask], float]:
+    """ToolLLM's "retrieved APIs" setting: each query is offered the retriever's top `k` tools of the whole registry
+    instead of its gold tools. A gold tool left out cannot be called, so its query is scored a miss. Returns the
+    tasks and the recall (share of queries whose gold tools were all retrieved)."""
+    top = retriever.top_k([item.task.query for item in tasks], k)
+    out, hits = [], 0
+    for item, names in zip(tasks, top):
+        hits += {call.name for call in item.entry.calls} <= set(names)
+        out.append(replace(item, task=replace(item.task, tools=tuple(registry.get(name).spec.openai() for name in names))))
+    return out, hits / max(1, len(tasks))
+
+
 def evaluate(policy: Policy, strategy: Strategy, tasks: Sequence[GoldTask], runner: ToolRunner, judge: Judge,
              sampling: Sampling, batch_size: int = 16,
              progress: Callable[[int], None] = lambda done: None) -> list[QueryRecord]:

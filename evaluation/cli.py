@@ -35,6 +35,9 @@ def eval_command(
     tools: Optional[str] = typer.Option(None, help="Comma-separated tool names (default: every tool with a gold set)."),
     limit: Optional[int] = typer.Option(None, min=1, help="At most N gold queries per tool."),
     distractors: int = typer.Option(0, min=0, help="Offer K other tools of the same round with each query."),
+    retrieve: Optional[int] = typer.Option(None, min=1, help="Offer each query the top K tools a retriever finds "
+                                           "among all tools, instead of its gold tools (ToolLLM's retrieved APIs)."),
+    retriever: str = typer.Option("minilm", help="With --retrieve: bm25, minilm, or a folder from `retriever train`."),
     eval_set: Optional[Path] = typer.Option(None, "--eval-set", help="Gold queries for your tools (JSONL: query, gold "
                                             "calls with match rules, answer; see the README), or with --answers "
                                             "BFCL-style questions scored on one call, no search."),
@@ -118,6 +121,20 @@ def eval_command(
         except ValueError as error:
             fail(str(error))
         runs.insert(0, ("builtin", gold_tasks(registry, gold, selected, limit, distractors, seed), {}))
+    if retrieve is not None:
+        from evaluation.builtin import with_retrieved_tools
+        from retrieval import RetrieverError, open_retriever
+
+        try:
+            ranker = open_retriever(list(registry), retriever)
+        except RetrieverError as error:
+            fail(f"--retriever {retriever}: {error}")
+        retrieved = []
+        for label, tasks, extra in runs:
+            tasks, recall = with_retrieved_tools(tasks, registry, ranker, retrieve)
+            retrieved.append((label, tasks, {**extra, "retrieve": retrieve, "retriever": retriever,
+                                             "retrieval recall": float(f"{recall:.4f}")}))  # `round` is the --round option here
+        runs = retrieved
     for name in (model, judge_model):
         _check_model(name)
 
