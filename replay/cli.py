@@ -37,7 +37,10 @@ VersionOption = typer.Option(None, "--policy-version", help="Only episodes produ
 
 def fail(message: str) -> None:
     """One line on stderr and exit code 2: user mistakes never get a traceback."""
-    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.text import Text
+
+    # the message as written: no markup ("[1, 2]"), no emoji (":x" in "nope:x")
+    Console(stderr=True).print(Text.assemble(("error: ", "red"), message), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
