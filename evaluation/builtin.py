@@ -78,6 +78,19 @@ def with_retrieved_tools(tasks: Sequence[GoldTask], registry: Registry, retrieve
     return out, hits / max(1, len(tasks))
 
 
+def with_demonstrations(tasks: Sequence[GoldTask], demonstrations, k: int,
+                        fits: Callable[[list], bool] = lambda messages: True) -> list[GoldTask]:
+    """STE's in-context learning: before each query, the `k` kept episodes most similar to it that use only the
+    query's offered tools. None is the query's own episode or one whose query is any evaluation query."""
+    queries = {item.task.query for item in tasks}
+    out = []
+    for item in tasks:
+        offered = {spec["function"]["name"] for spec in item.task.tools}
+        shown = demonstrations.for_query(item.task.query, k, offered, exclude=queries, fits=fits)
+        out.append(replace(item, task=replace(item.task, demonstrations=tuple(shown))))
+    return out
+
+
 def evaluate(policy: Policy, strategy: Strategy, tasks: Sequence[GoldTask], runner: ToolRunner, judge: Judge,
              sampling: Sampling, batch_size: int = 16,
              progress: Callable[[int], None] = lambda done: None) -> list[QueryRecord]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 from collections import Counter
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -38,6 +39,10 @@ def eval_command(
     retrieve: Optional[int] = typer.Option(None, min=1, help="Offer each query the top K tools a retriever finds "
                                            "among all tools, instead of its gold tools (ToolLLM's retrieved APIs)."),
     retriever: str = typer.Option("minilm", help="With --retrieve: bm25, minilm, or a folder from `retriever train`."),
+    icl: Optional[int] = typer.Option(None, min=1, help="STE's in-context learning: show each query the K kept "
+                                      "episodes of --run-dir most similar to it, as demonstrations."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="With --icl: the run whose kept episodes "
+                                           "(its train table) are the demonstrations."),
     eval_set: Optional[Path] = typer.Option(None, "--eval-set", help="Gold queries for your tools (JSONL: query, gold "
                                             "calls with match rules, answer; see the README), or with --answers "
                                             "BFCL-style questions scored on one call, no search."),
@@ -139,6 +144,10 @@ def eval_command(
         _check_model(name)
 
     policy = _load_policy(model, threads)
+    if icl is not None:
+        runs = [(label, _with_run_demonstrations(tasks, run_dir, icl, policy), {**extra, "icl": icl,
+                                                                               "icl run": str(run_dir)})
+                for label, tasks, extra in runs]
     judge = rule_judge if judge_model is None else LLMJudge(_load_policy(judge_model, threads), k=judge_k)
     if temperature is None:
         temperature = 0.7 if strategy.startswith("react@") else 0.0
@@ -193,6 +202,40 @@ def _registry(sources: list[str]) -> Registry:
 def _check_model(name: str | None) -> None:
     if name is not None and name not in ("default", "tiny") and not Path(name).is_dir():
         fail(f"no model folder {name!r}: give default, tiny, or the path of a transformers model")
+
+
+def _with_run_demonstrations(tasks: list, run_dir: Path | None, k: int, policy) -> list:
+    """The tasks with demonstrations from a run's kept episodes; those that would overflow half the model's context
+    (the other half is the query, the tools and the answer) are dropped, least similar first."""
+    from actors.embeddings import default_embedder
+    from actors.exploit import Demonstrations
+    from evaluation.builtin import with_demonstrations
+    from replay.buffer import BufferError
+    from replay.cli import open_buffer
+    from replay.codec import RecordError
+
+    if run_dir is None:
+        fail("--icl needs --run-dir RUN: the run whose kept episodes are the demonstrations")
+    try:
+        with open_buffer(None, run_dir) as buffer:
+            table = next((t for t in buffer.tables() if t.endswith("-train")), None)
+            if table is None:
+                fail(f"--run-dir {run_dir}: no train table (kept episodes) in its buffer")
+            episodes = [e for _, e in buffer.episodes(table) if not isinstance(e, RecordError)]
+    except BufferError as error:
+        fail(f"--run-dir {run_dir}: {error}")
+    tokenizer = getattr(policy, "tokenizer", None)
+    budget = getattr(getattr(policy, "model", None), "config", None)
+    budget = (getattr(budget, "max_position_embeddings", 8192) or 8192) // 2
+
+    def fits(messages) -> bool:
+        if tokenizer is None:
+            return True
+        text = [m.content or "" for m in messages] + [json.dumps(call.function.arguments) for m in messages
+                                                       for call in m.tool_calls]
+        return sum(len(ids) for ids in tokenizer(text).input_ids) <= budget
+
+    return with_demonstrations(tasks, Demonstrations(episodes, default_embedder()), k, fits)
 
 
 def _load_policy(name: str, threads: int):
