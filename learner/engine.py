@@ -115,7 +115,10 @@ def bf16_enabled(cfg: LearnerConfig, device: torch.device) -> bool:
         return cfg.bf16
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return torch.cpu._is_avx512_bf16_supported()  # without avx512_bf16, CPU bf16 is emulated and slower
+    # without avx512_bf16, CPU bf16 is emulated and slower; with it but PyTorch dispatching to narrower kernels
+    # (ATEN_CPU_CAPABILITY=avx2), bf16 attention's backward crashes ("pack_vnni2 is only supported when avx512 is
+    # supported"): the kernels must agree with the hardware
+    return torch.cpu._is_avx512_bf16_supported() and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def init_distributed(cfg: LearnerConfig) -> None:

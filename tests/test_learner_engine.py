@@ -2,6 +2,7 @@
 gathers ZeRO-3 shards into the same weights as ZeRO-0, and exports a folder transformers loads."""
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -13,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from actors.model import tiny_model
 from learner.checkpoint import export_pretrained, load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
-from learner.engine import Engine, ReferenceLearner, lr_factor
+from learner.engine import Engine, ReferenceLearner, bf16_enabled, lr_factor
 from learner.examples import IGNORE, Example
 from learner.packing import first_fit_decreasing, packed_batch, padded_batch
 
@@ -181,3 +182,19 @@ def test_weights_for_publishing_are_views_and_a_full_state_dict_a_copy(twenty_st
     copied = engine.full_state_dict()
     assert not {name for name, tensor in copied.items() if tensor.data_ptr() == live[name]}
     assert copied["lm_head.weight"].data_ptr() == copied["model.embed_tokens.weight"].data_ptr()
+
+
+def test_bf16_auto_follows_the_kernels_pytorch_dispatches_to_not_only_the_hardware():
+    """Under ATEN_CPU_CAPABILITY=avx2 on an AVX-512 BF16 machine, bf16 attention's backward crashes: auto means fp32."""
+    import subprocess
+    import sys
+
+    probe = ("import torch; from learner.config import LearnerConfig; from learner.engine import bf16_enabled; "
+             "print(bf16_enabled(LearnerConfig(), torch.device('cpu')), torch.cpu._is_avx512_bf16_supported())")
+    narrow = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}).stdout.split()
+    native = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            env={k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}).stdout.split()
+    assert narrow[0] == "False"
+    assert native[0] == native[1]  # natively: bf16 exactly where the CPU has avx512_bf16
+    assert bf16_enabled(LearnerConfig(bf16=True), torch.device("cpu"))  # an explicit choice is kept
