@@ -61,10 +61,6 @@ class ToolsSection(_Strict):
             return {r: named[r][: self.per_round] for r in self.rounds}
         return {r: [tool.name for tool in registry.by_round(r)][: self.per_round] for r in self.rounds}
 
-    @property
-    def builtin_only(self) -> bool:
-        return self.sources == ["builtin"]
-
 
 class BudgetSection(_Strict):
     max_turns: int = Field(4, ge=1)
