@@ -24,6 +24,7 @@ from replay.tables import TableConfig
 from toolenv.gold import call_matches, check_entry
 from toolenv.runner import ToolRunner
 from toolenv.sources import close_sources, load_registry
+from tests.cli_checks import one_error_line
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CITY_FACTS = FIXTURES / "evaluation" / "city_facts.jsonl"
@@ -39,14 +40,6 @@ def mcp_runner() -> ToolRunner:
 
 def invoke(*args: str):
     return CliRunner().invoke(app, list(args))
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 # ---- the reader ------------------------------------------------------------------------------------------

@@ -23,18 +23,11 @@ from retrieval.train import training_pairs
 from toolenv.gold import GOLD_DIR, GoldEntry, load_gold_dir
 from toolenv.registry import builtin_registry
 from toolenv.spec import Tool, ToolSpec
+from tests.cli_checks import one_error_line
 
 
 def invoke(*args: str):
     return CliRunner().invoke(app, list(args))
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 # ---- NDCG ---------------------------------------------------------------------------------------------
