@@ -774,7 +774,7 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
     result.steps = [state.round_steps.get(str(r), 0) for r in config.tools.rounds]
     explore_stats = ReplayBuffer.stats(buffer, config.buffer.table)
     train_stats = ReplayBuffer.stats(buffer, config.buffer.train_table)
-    result.explored = [explore_stats.by_index.get(f"round={r}", 0) for r in config.tools.rounds]
+    result.explored = [explore_stats.count("round", r) for r in config.tools.rounds]
     result.train_inserts = train_stats.counters["inserts"]
     result.samples = train_stats.counters["samples"]
     result.samples_per_insert = result.samples / max(1, result.train_inserts)
@@ -873,7 +873,7 @@ return {redis.call('ZCARD', p .. 'order'), redis.call('HGETALL', p .. 'stats'), 
 def one_trip_stats(buffer: ReplayBuffer):
     """`ReplayBuffer.stats` in one round trip (--what-if stats): the same TableStats (but `bytes`, which only the
     report reads) from one Lua call, instead of SMEMBERS, a pipeline of ZCARDs and a pipeline of four commands."""
-    from replay.buffer import TableStats
+    from replay.buffer import TableStats, index_counts
 
     script = buffer.redis.register_script(STATS_LUA)
 
@@ -883,18 +883,9 @@ def one_trip_stats(buffer: ReplayBuffer):
         counters = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2) if flat[i] != b"seq"}
         for name in ("inserts", "samples", "duplicates", "evicted", "expired", "removed", "quarantined"):
             counters.setdefault(name, 0)
-        by_index: dict[str, int] = {}
-        tool_round: dict[tuple[str, str], int] = {}
-        for i in range(0, len(counts), 2):
-            tags, count = counts[i].decode().split("\n"), int(counts[i + 1])
-            for tag in tags:
-                by_index[tag] = by_index.get(tag, 0) + count
-            rounds = [t.split("=", 1)[1] for t in tags if t.startswith("round=")]
-            for tool in (t.split("=", 1)[1] for t in tags if t.startswith("tool=")):
-                for r in rounds:
-                    tool_round[tool, r] = tool_round.get((tool, r), 0) + count
-        return TableStats(table, int(size), config.max_size, counters, dict(sorted(by_index.items())), tool_round,
-                          0, int(quarantined), config)
+        groups = {counts[i].decode(): int(counts[i + 1]) for i in range(0, len(counts), 2)}
+        return TableStats(table, int(size), config.max_size, counters, *index_counts(groups), 0, int(quarantined),
+                          config)
     return stats
 
 

@@ -44,7 +44,7 @@ def draw_batch(buffer: ReplayBuffer, table: str, tokenizer, learn: LearnerConfig
     size = learn.batch_size
     started, held_since = time.perf_counter(), None
     # a whole batch or nothing: a sample the limiter cut short would count draws that are never trained on
-    while not _ready(stats := buffer.stats(table), size, f"round={mix.current_round}", min_current):
+    while not _ready(stats := buffer.stats(table), size, mix.current_round, min_current):
         held_since = held_since or time.perf_counter()
         if timeout is not None and time.perf_counter() - started >= timeout:
             raise RateLimitTimeout(f"sample of {size} from '{table}' held back by the rate limiter")
@@ -84,10 +84,10 @@ def inserts_held_back(stats: TableStats) -> bool:
             and (stats.counters["inserts"] + 1) * spi - stats.counters["samples"] > max_diff)
 
 
-def _ready(stats: TableStats, size: int, current: str, min_current: int) -> bool:
+def _ready(stats: TableStats, size: int, current_round: int, min_current: int) -> bool:
     """A whole batch is allowed, and the current round holds `min_current` items — unless explorers are held back
     waiting for this very sample (credit left from earlier rounds): then waiting for them would block both sides."""
-    return sample_allowance(stats) >= size and (stats.by_index.get(current, 0) >= min_current
+    return sample_allowance(stats) >= size and (stats.count("round", current_round) >= min_current
                                                 or inserts_held_back(stats))
 
 

@@ -35,7 +35,7 @@ from typing import Iterable, Iterator
 import redis
 
 from replay.codec import RecordError, collector_paused, decode, encode
-from replay.episode import Episode
+from replay.episode import Episode, TagKey, index_tag, tag_values
 from replay.tables import TableConfig
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,9 @@ class Filters:
     policy_version: int | None = None
 
     def tags(self) -> list[str]:
-        pairs = [("tool", self.tool), ("round", self.round), ("outcome", self.outcome), ("version", self.policy_version)]
-        return [f"{name}={value}" for name, value in pairs if value is not None]
+        pairs: list[tuple[TagKey, object]] = [("tool", self.tool), ("round", self.round), ("outcome", self.outcome),
+                                              ("version", self.policy_version)]
+        return [index_tag(key, value) for key, value in pairs if value is not None]
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,30 @@ class TableStats:
     size: int
     max_size: int
     counters: dict[str, int]  # inserts, samples, duplicates, evicted, expired, removed, quarantined
-    by_index: dict[str, int]  # "tool=x" → items, "round=1" → items, …
+    by_index: dict[str, int]  # index entry (`index_tag`) → items
     by_tool_round: dict[tuple[str, str], int]  # (tool, round) → items
     bytes: int
     quarantined: int
     config: TableConfig = field(repr=False)
+
+    def count(self, key: TagKey, value: object) -> int:
+        """Items under one index entry, e.g. `count("round", 3)`; 0 when none carry it."""
+        return self.by_index.get(index_tag(key, value), 0)
+
+
+def index_counts(groups: dict[str, int]) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """TableStats' `by_index` (sorted) and `by_tool_round`, from the items of each group signature."""
+    by_index: dict[str, int] = {}
+    tool_round: dict[tuple[str, str], int] = {}
+    for group, count in groups.items():
+        tags = group.split("\n")
+        for tag in tags:
+            by_index[tag] = by_index.get(tag, 0) + count
+        rounds = tag_values(tags, "round")
+        for tool in tag_values(tags, "tool"):
+            for r in rounds:
+                tool_round[tool, r] = tool_round.get((tool, r), 0) + count
+    return dict(sorted(by_index.items())), tool_round
 
 
 def _script_sources() -> dict[str, str]:
@@ -438,18 +458,8 @@ class ReplayBuffer:
         counters = {k.decode(): int(v) for k, v in counters.items() if k != b"seq"}
         for name in ("inserts", "samples", "duplicates", "evicted", "expired", "removed", "quarantined"):
             counters.setdefault(name, 0)
-        by_index: dict[str, int] = {}
-        tool_round: dict[tuple[str, str], int] = {}
-        for group, count in groups.items():
-            tags = group.split("\n")
-            for tag in tags:
-                by_index[tag] = by_index.get(tag, 0) + count
-            rounds = [t.split("=", 1)[1] for t in tags if t.startswith("round=")]
-            for tool in (t.split("=", 1)[1] for t in tags if t.startswith("tool=")):
-                for r in rounds:
-                    tool_round[tool, r] = tool_round.get((tool, r), 0) + count
-        return TableStats(table, size, config.max_size, counters, dict(sorted(by_index.items())), tool_round,
-                          memory or 0, quarantined, config)
+        return TableStats(table, size, config.max_size, counters, *index_counts(groups), memory or 0, quarantined,
+                          config)
 
     # ---- change -------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from replay.buffer import BufferError, Filters, ReplayBuffer, RoundMix, Sample, TableStats
 from replay.codec import RecordError
-from replay.episode import Episode
+from replay.episode import Episode, index_tag, tag_values
 from replay.export import read_jsonl, write_jsonl
 from replay.render import render_episode
 from replay.server import redis_url
@@ -116,14 +116,15 @@ def stats(redis_: Optional[str] = RedisOption, run_dir: Path = RunDirOption, tab
                           f"max_times_sampled {s.config.max_times_sampled or 'unlimited'}, "
                           f"rate limiter {s.config.rate_limiter.kind}", highlight=False)
             console.print(_tool_round_matrix(s))
-            others = {k: v for k, v in s.by_index.items() if k.split("=")[0] in ("outcome", "version")}
+            others = {index_tag(key, value): s.count(key, value)
+                      for key in ("outcome", "version") for value in tag_values(s.by_index, key)}
             if others:
                 console.print("  " + "   ".join(f"{k}: {v}" for k, v in others.items()), highlight=False)
 
 
 def _tool_round_matrix(stats: TableStats) -> Table:
-    tools = sorted(k.split("=", 1)[1] for k in stats.by_index if k.startswith("tool="))
-    rounds = sorted((k.split("=", 1)[1] for k in stats.by_index if k.startswith("round=")), key=int)
+    tools = sorted(tag_values(stats.by_index, "tool"))
+    rounds = sorted(tag_values(stats.by_index, "round"), key=int)
     matrix = Table(title=f"{stats.name}: episodes per tool and round", title_justify="left")
     matrix.add_column("tool")
     for r in rounds:
@@ -131,7 +132,7 @@ def _tool_round_matrix(stats: TableStats) -> Table:
     matrix.add_column("total", justify="right")
     for tool in tools:
         matrix.add_row(tool, *(str(stats.by_tool_round.get((tool, r), 0)) for r in rounds),
-                       str(stats.by_index[f"tool={tool}"]))
+                       str(stats.count("tool", tool)))
     return matrix
 
 

@@ -9,6 +9,7 @@ any chat template that takes `tools=` and exports unchanged for other trainers.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,19 @@ SCHEMA_VERSION = 1
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Role = Literal["system", "user", "assistant", "tool"]
+TagKey = Literal["tool", "round", "outcome", "version"]  # what the buffer's secondary indexes are keyed by
+
+
+def index_tag(key: TagKey, value: object) -> str:
+    """A secondary-index entry, "key=value": the one spelling that episodes, filters and stats share.
+    Entries are joined by newlines into a group signature, so a newline in a value reads as a space."""
+    return f"{key}={value}".replace("\n", " ")
+
+
+def tag_values(tags: Iterable[str], key: TagKey) -> list[str]:
+    """The values of `key` among index entries, in their order."""
+    prefix = index_tag(key, "")
+    return [tag[len(prefix):] for tag in tags if tag.startswith(prefix)]
 
 
 @dataclass
@@ -127,10 +141,9 @@ class Episode:
             self.id = content_id(self)
 
     def tags(self) -> list[str]:
-        """The secondary-index entries of this episode in the buffer ("field=value")."""
-        tags = [f"tool={name}" for name in sorted(set(self.tools))]
-        tags += [f"round={self.round}", f"outcome={self.outcome.label}", f"version={self.policy_version}"]
-        return [tag.replace("\n", " ") for tag in tags]
+        """The secondary-index entries of this episode in the buffer."""
+        return [*(index_tag("tool", name) for name in sorted(set(self.tools))), index_tag("round", self.round),
+                index_tag("outcome", self.outcome.label), index_tag("version", self.policy_version)]
 
 
 def content_id(episode: Episode) -> str:

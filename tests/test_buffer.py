@@ -12,6 +12,7 @@ import pytest
 from factories import make_episode
 
 from replay.buffer import BufferError, Filters, RateLimitTimeout, ReplayBuffer, RoundMix
+from replay.episode import index_tag, tag_values
 from replay.tables import RateLimiter, TableConfig
 
 # chi-square critical values at p = 0.001, by degrees of freedom
@@ -44,6 +45,14 @@ def test_fifo_eviction_at_max_size_keeps_the_newest_and_cleans_indexes(buffer):
     assert stats.by_index["round=2"] == 5 and stats.by_index["round=1"] == 5
     assert "round=0" not in stats.by_index  # emptied indexes disappear
     assert buffer.ids("t", Filters(round=0)) == []
+
+
+def test_index_entries_are_counted_and_read_by_key(buffer):
+    buffer.create_table(TableConfig(name="t"))
+    buffer.insert("t", [make_episode(i, round=1 + i % 2) for i in range(5)])
+    stats = buffer.stats("t")
+    assert (stats.count("round", 1), stats.count("round", 2), stats.count("round", 7)) == (3, 2, 0)
+    assert tag_values(stats.by_index, "round") == ["1", "2"] and index_tag("tool", "a\nb") == "tool=a b"
 
 
 def test_lowest_priority_remover_evicts_the_least_important(buffer):
