@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from actors.policy import Policy, Reply, Sampling
-from replay.episode import Message, Outcome, Search, SearchNode, TokenCounts
+from replay.episode import Message, NodeStatus, Outcome, Search, SearchNode, TokenCounts
 from toolenv.runner import ToolRunner
 
 FINISH_NAME = "Finish"
@@ -300,7 +300,7 @@ class DFSDT:
             for (tree, parent), chain, reply in zip(frontier, chains, replies):
                 tree.expansions += 1
                 new = _apply(chain, reply, runner, tallies[chain.task_index], self.budget)
-                status = "answered" if chain.final_answer is not None else "gave_up" if chain.gave_up else "expanded"
+                status: NodeStatus = "answered" if chain.final_answer is not None else "gave_up" if chain.gave_up else "expanded"
                 node = tree.add(parent, new, status, chain)
                 if chain.final_answer is not None:
                     tree.solution = node
@@ -318,7 +318,7 @@ class DFSDT:
 class _Node:
     parent: int | None
     messages: list[Message]
-    status: str
+    status: NodeStatus
     depth: int
     children: list[int] = field(default_factory=list)
     chain: _Chain | None = None
@@ -357,7 +357,7 @@ class _Tree:
         previous = "\n".join(f"- {_describe(self.nodes[c].messages)}" for c in children)
         return [Message(role="user", content=DIVERSITY_PROMPT.format(previous=previous))]
 
-    def add(self, parent: int, messages: list[Message], status: str, chain: _Chain) -> int:
+    def add(self, parent: int, messages: list[Message], status: NodeStatus, chain: _Chain) -> int:
         self.nodes.append(_Node(parent=parent, messages=messages, status=status,
                                 depth=self.nodes[parent].depth + 1, chain=chain))
         index = len(self.nodes) - 1

@@ -19,6 +19,7 @@ SCHEMA_VERSION = 1
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Role = Literal["system", "user", "assistant", "tool"]
+NodeStatus = Literal["open", "expanded", "answered", "gave_up", "failed", "pruned"]  # of a search-tree node
 TagKey = Literal["tool", "round", "outcome", "version"]  # what the buffer's secondary indexes are keyed by
 
 
@@ -92,7 +93,7 @@ class SearchNode:
     id: NonNegative
     parent: NonNegative | None
     messages: list[Message]
-    status: Literal["open", "expanded", "answered", "gave_up", "failed", "pruned"] = "expanded"
+    status: NodeStatus = "expanded"
 
 
 @dataclass
