@@ -23,7 +23,7 @@ from rich.table import Table
 from actors.model import load_default_model
 from learner.examples import Example, build_examples
 from learner.loss import labelled_loss
-from learner.packing import Batch, first_fit_decreasing, packed_batch, padded_batch
+from learner.packing import ExampleBatch, first_fit_decreasing, packed_batch, padded_batch
 from replay.episode import Episode, FunctionCall, Message, Outcome, ToolCall
 from toolenv.gold import load_gold_dir, value_at
 from toolenv.registry import builtin_registry
@@ -102,13 +102,13 @@ def smollm2(threads: int, layers: int | None):
     return model.train(), tokenizer
 
 
-def padded_batches(examples: list[Example], batch_size: int, seed: int) -> list[Batch]:
+def padded_batches(examples: list[Example], batch_size: int, seed: int) -> list[ExampleBatch]:
     """Batches of `batch_size` examples in sampled order, each right-padded to its longest."""
     order = random.Random(seed).sample(examples, len(examples))
     return [padded_batch(order[i:i + batch_size]) for i in range(0, len(order), batch_size)]
 
 
-def packed_batches(examples: list[Example], tokens_per_batch: int, seed: int) -> list[Batch]:
+def packed_batches(examples: list[Example], tokens_per_batch: int, seed: int) -> list[ExampleBatch]:
     """Rows as long as the longest example, filled first-fit decreasing, about `tokens_per_batch` to a batch."""
     max_tokens = max(len(e) for e in examples)
     rows = first_fit_decreasing(examples, max_tokens)
@@ -161,7 +161,7 @@ def main() -> None:
     console.print(f"one pass computes {computed['padded']} tokens padded ({len(padded)} batches), "
                     f"{computed['packed']} packed ({len(packed)} batches): {computed['padded'] / computed['packed']:.2f}x fewer")
 
-    def step(batch: Batch) -> Callable[[], tuple[torch.Tensor, int]]:
+    def step(batch: ExampleBatch) -> Callable[[], tuple[torch.Tensor, int]]:
         return lambda: labelled_loss(model, **batch.model_inputs())
 
     results = interleaved_rates({"padded (baseline)": [step(b) for b in padded],

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from learner.config import LearnerConfig
-from learner.engine import Batch
 from learner.examples import build_examples
-from learner.packing import first_fit_decreasing, packed_batch, padded_batch
+from learner.packing import ExampleBatch, first_fit_decreasing, packed_batch, padded_batch
 from learner.publish import apply_staleness
 from replay.buffer import BufferError, RateLimitTimeout, ReplayBuffer, RoundMix, TableStats
 from replay.episode import Episode
@@ -23,7 +22,7 @@ from replay.episode import Episode
 
 @dataclass
 class Drawn:
-    batch: Batch | None  # None: too few of the drawn episodes fit in max_tokens for every rank to get a row
+    batch: ExampleBatch | None  # None: too few of the drawn episodes fit in max_tokens for every rank to get a row
     episodes: list[Episode]
     examples: int
     skipped: int

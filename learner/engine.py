@@ -31,17 +31,17 @@ from learner.examples import IGNORE  # noqa: E402
 from learner.loss import labelled_loss  # noqa: E402
 from replay.server import free_port  # noqa: E402
 
-Batch = dict[str, torch.Tensor]  # input_ids, labels, attention_mask, position_ids: packing.Batch.model_inputs()
+ModelInputs = dict[str, torch.Tensor]  # input_ids, labels, attention_mask, position_ids: ExampleBatch.model_inputs()
 StateDict = dict[str, torch.Tensor]
-LossFn = Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, int]]  # (loss sum, labelled tokens)
+LossFn = Callable[[torch.nn.Module, ModelInputs], tuple[torch.Tensor, int]]  # (loss sum, labelled tokens)
 
 
-def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
+def batch_loss(model: torch.nn.Module, batch: ModelInputs) -> tuple[torch.Tensor, int]:
     """The default loss: learner.loss on a padded or packed batch dict."""
     return labelled_loss(model, **batch)
 
 
-def labelled_tokens(batch: Batch) -> int:
+def labelled_tokens(batch: ModelInputs) -> int:
     """The tokens a loss sums over: labelled ones that have a previous token to be predicted from."""
     return int((batch["labels"][:, 1:] != IGNORE).sum())
 
@@ -55,11 +55,11 @@ class LossModule(torch.nn.Module):
         super().__init__()
         self.model, self.loss_fn = model, loss_fn
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    def forward(self, batch: ModelInputs) -> torch.Tensor:
         return self.loss_fn(self.model, batch)[0]
 
 
-def split_rows(batch: Batch, parts: int) -> list[Batch]:
+def split_rows(batch: ModelInputs, parts: int) -> list[ModelInputs]:
     """`batch` cut into `parts` consecutive row blocks (sizes differ by at most one)."""
     rows = len(batch["input_ids"])
     if rows < parts:
@@ -203,7 +203,7 @@ class Engine:
         """Optimizer steps taken so far."""
         return self.engine.global_steps
 
-    def train_step(self, batch: Batch) -> float:
+    def train_step(self, batch: ModelInputs) -> float:
         """One optimizer step on this rank's share of the global batch; returns the global loss.
 
         The share is cut into `grad_accum` micro batches. Each micro batch's summed loss is divided
@@ -260,7 +260,7 @@ class ReferenceLearner:
         self.loss_module = LossModule(self.model, loss_fn)
         self.optimizer, self.scheduler = build_optimizer(self.model, cfg)
 
-    def train_step(self, batch: Batch) -> float:
+    def train_step(self, batch: ModelInputs) -> float:
         micro_batches = split_rows({key: value.to(self.device) for key, value in batch.items()}, self.cfg.grad_accum)
         tokens = max(sum(labelled_tokens(mb) for mb in micro_batches), 1)
         self.model.train()

@@ -15,7 +15,7 @@ import torch
 
 from learner.checkpoint import export_pretrained, load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
-from learner.engine import Batch, Engine, LossFn, StateDict, batch_loss, split_rows
+from learner.engine import Engine, LossFn, ModelInputs, StateDict, batch_loss, split_rows
 from replay.server import free_port
 from learner.publish import WireWeights, to_wire
 
@@ -41,7 +41,7 @@ class LearnerRank:
                           WORLD_SIZE=str(self.cfg.ranks), LOCAL_RANK="0")  # Ray shows a rank only its own GPU
         self.engine = Engine(prepare(model) if prepare else model, self.cfg, loss_fn)
 
-    def train_step(self, batch: Batch) -> float:
+    def train_step(self, batch: ModelInputs) -> float:
         return self.engine.train_step(batch)
 
     def precision(self) -> str:
@@ -85,7 +85,7 @@ class LearnerGroup:
         self.precision: str = ray.get(self.ranks[0].precision.remote())
         self._weights: ray.ObjectRef | None = None  # the published form of the current weights, once asked for
 
-    def train_step(self, batch: Batch) -> float:
+    def train_step(self, batch: ModelInputs) -> float:
         """One optimizer step on a global batch, its rows split evenly over the ranks; the global loss."""
         self._weights = None
         shares = split_rows(batch, len(self.ranks))

@@ -16,7 +16,7 @@ from learner.examples import IGNORE, Example
 
 
 @dataclass
-class Batch:
+class ExampleBatch:
     """Tensors a causal LM takes as they are: `labelled_loss(model, **batch.model_inputs())`."""
 
     input_ids: torch.Tensor  # [rows, length]
@@ -25,8 +25,8 @@ class Batch:
     position_ids: torch.Tensor  # [rows, length]
     loss_weights: torch.Tensor  # [rows, length] float, each token's example weight (1 unless downweighted)
 
-    def to(self, device: torch.device | str) -> Batch:
-        return Batch(**{field.name: getattr(self, field.name).to(device) for field in fields(self)})
+    def to(self, device: torch.device | str) -> ExampleBatch:
+        return ExampleBatch(**{field.name: getattr(self, field.name).to(device) for field in fields(self)})
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         """The batch as keyword arguments; `loss_weights` only when some example is weighted, so that a
@@ -60,7 +60,7 @@ def first_fit_decreasing(examples: list[Example], max_tokens: int) -> list[list[
     return rows
 
 
-def packed_batch(rows: list[list[Example]], pad_id: int = 0) -> Batch:
+def packed_batch(rows: list[list[Example]], pad_id: int = 0) -> ExampleBatch:
     """One tensor row per list of examples, with restarting positions and a block-diagonal causal mask."""
     length = max(sum(len(example) for example in row) for row in rows)
     input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
@@ -81,10 +81,10 @@ def packed_batch(rows: list[list[Example]], pad_id: int = 0) -> Batch:
             allowed[r, start:end, start:end] = causal[: len(example), : len(example)]
             start = end
     attention_mask = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, torch.finfo(torch.float32).min)
-    return Batch(input_ids, labels, attention_mask[:, None], position_ids, loss_weights)
+    return ExampleBatch(input_ids, labels, attention_mask[:, None], position_ids, loss_weights)
 
 
-def padded_batch(examples: list[Example], pad_id: int = 0) -> Batch:
+def padded_batch(examples: list[Example], pad_id: int = 0) -> ExampleBatch:
     """One example per row, right-padded to the longest, with a 1/0 attention mask."""
     length = max(len(example) for example in examples)
     input_ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
@@ -97,4 +97,4 @@ def padded_batch(examples: list[Example], pad_id: int = 0) -> Batch:
         attention_mask[r, : len(example)] = 1
         loss_weights[r, : len(example)] = example.weight
     position_ids = torch.arange(length).expand(len(examples), -1)
-    return Batch(input_ids, labels, attention_mask, position_ids, loss_weights)
+    return ExampleBatch(input_ids, labels, attention_mask, position_ids, loss_weights)
