@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/learner_deepspeed.py [--model default|tiny] [--rows 4] [--length 256] [--steps 5]
 
-Both learners (`learner.engine.Engine`, ZeRO-0, one rank, and `ReferenceLearner`) live in this
+Both learners (`learner.engine.Engine`, ZeRO-0, one rank, and the tests' `ReferenceLearner`) live in this
 process and take their steps alternately, so a change in the machine's load hits both alike.
 The first step of each is a warmup and not timed; tokens/s come from the median step
 time, which a passing load spike on a shared machine does not move. Goal: DeepSpeed / plain >= 0.9.
@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from actors.model import cache_dir, load_default_model, tiny_model
 from learner.config import LearnerConfig
-from learner.engine import Engine, ReferenceLearner, labelled_tokens
+from learner.engine import Engine, labelled_tokens
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests/ is no installed package
+from tests.reference_learner import ReferenceLearner  # noqa: E402
 
 
 def model_folder(name: str) -> str:

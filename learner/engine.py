@@ -1,5 +1,5 @@
 """One learner rank: a causal LM from a model folder, wrapped by `deepspeed.initialize`, trained one
-optimizer step at a time on batch dicts; and the same training as a plain PyTorch loop, to compare.
+optimizer step at a time on batch dicts (tests/reference_learner.py is the same training in plain PyTorch).
 
 The loss of a step is the mean over every labelled token of the *global* batch (all ranks, all micro
 batches), not a mean of per-rank means. So G ranks on 1/G of a batch each take exactly the step that
@@ -245,34 +245,3 @@ class Engine:
         total = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(total)
         return total.item()
-
-
-class ReferenceLearner:
-    """The same training as `Engine` in plain PyTorch, one process: the baseline DeepSpeed must match."""
-
-    def __init__(self, model_dir: str | Path, cfg: LearnerConfig, loss_fn: LossFn = batch_loss):
-        torch.set_num_threads(cfg.threads)
-        self.cfg = cfg
-        self.device = device_for(cfg)
-        self.bf16 = bf16_enabled(cfg, self.device)
-        seed_everything(cfg.seed)
-        self.model = load_causal_lm(model_dir, cfg).to(self.device)
-        self.loss_module = LossModule(self.model, loss_fn)
-        self.optimizer, self.scheduler = build_optimizer(self.model, cfg)
-
-    def train_step(self, batch: ModelInputs) -> float:
-        micro_batches = split_rows({key: value.to(self.device) for key, value in batch.items()}, self.cfg.grad_accum)
-        tokens = max(sum(labelled_tokens(mb) for mb in micro_batches), 1)
-        self.model.train()
-        loss_sum = 0.0
-        for micro_batch in micro_batches:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                loss = self.loss_module(micro_batch)
-            (loss / tokens).backward()
-            loss_sum += loss.item()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum / tokens

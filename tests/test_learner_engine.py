@@ -14,9 +14,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from actors.model import tiny_model
 from learner.checkpoint import export_pretrained, load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
-from learner.engine import Engine, ReferenceLearner, bf16_enabled, lr_factor
+from learner.engine import Engine, bf16_enabled, lr_factor
 from learner.examples import IGNORE, Example
 from learner.packing import first_fit_decreasing, packed_batch, padded_batch
+from tests.reference_learner import ReferenceLearner
 
 FAST = dict(lr=1e-2, bf16=False, warmup_steps=2, total_steps=40, threads=1)
 
