@@ -18,8 +18,8 @@ What is stood in:
   one episode per session per trial step after `trial_s` s (uniform jitter ± `--jitter`), the explorer's own pushes
   counted in that time, the limiter's backpressure not. Episodes are real `replay.episode.Episode` records (a tool
   call with values the user stated, its result, a grounded final answer; 2.7 KB) that `actors.exploit.rejection`
-  keeps. Explorer processes import `actors.explorer` beside a stand-in `actors.policy` (the one module that needs
-  torch), so 64 of them take ~60 MB each and start in about half a minute.
+  keeps. Explorer processes import the real `actors.explorer`, which needs no torch (the policy's backends live
+  apart from `actors.policy`), so 64 of them stay light and start in about half a minute.
 - The learner (`LearnerGroup`): `train_step` takes `--step-s`; checkpoints are folders; the weights a tiny object.
   By default the data path (build_examples and packing, not the Redis round trips) is taken as overlapped with the
   step (train_step sleeps step_s less it), as a learner that prepares the next batch during the GPU step would; so
@@ -84,32 +84,6 @@ TEXT_VARIANTS = 64  # distinct episode texts per tool: the memo tokenizer tokeni
 
 
 # ---- the explorer side (runs in the explorer actors' processes: light imports only) ------------------------------
-
-def _stand_in_policy_module() -> None:
-    """Make `actors.policy` importable without torch/transformers/xgrammar: the explorer code imports it for
-    `Sampling`, `Policy` and `Reply` (type hints and defaults); the scripted trials never call a policy."""
-    import types
-    from dataclasses import make_dataclass
-
-    if "actors.policy" in sys.modules:
-        return
-    module = types.ModuleType("actors.policy")
-    # real types, not strings: this module's annotations are strings, which dataclasses resolve through a module
-    # that an explorer process may not have under this name
-    Sampling = make_dataclass("Sampling", [("temperature", float, 0.7), ("top_p", float, 0.95),
-                                           ("max_new_tokens", int, 256), ("seed", object, None)], frozen=True)
-
-    class Policy:  # a Protocol in the real module
-        pass
-
-    class Reply:
-        pass
-
-    for cls in (Sampling, Policy, Reply):
-        cls.__module__ = "actors.policy"
-        setattr(module, cls.__name__, cls)
-    sys.modules["actors.policy"] = module
-
 
 class VersionOnlyPolicy:
     """What the explorer code asks of its policy outside STE: the version it holds, and new weights."""
@@ -231,7 +205,6 @@ class SimExplorer:
     exploit) built without a model, tools or memory, exploring with `ScriptedTrials`."""
 
     def __init__(self, redis_url: str, index: int, seed: int = 0):
-        _stand_in_policy_module()
         import actors.explorer as explorer_module
 
         self.redis_url, self.index, self.seed = redis_url, index, seed
