@@ -3,7 +3,7 @@ through the real Redis buffer and real Ray, on the same workload.
 
     .venv/bin/python benchmarks/continual_simulation.py            # N = 1, 8, 64 (about 4 minutes on 2 cores)
     .venv/bin/python benchmarks/continual_simulation.py --quick    # N = 1, 8, fewer steps (about a minute)
-    .venv/bin/python benchmarks/continual_simulation.py --actors 64 --what-if publish,progress,stats,prefetch
+    .venv/bin/python benchmarks/continual_simulation.py --actors 64 --what-if publish,progress,stats
     .venv/bin/python benchmarks/continual_simulation.py --actors 64 --profile    # cProfile of the driver
 
 What runs for real: `launcher.run.Rounds` and `launcher.run.Continual` (the schedules, on a `launcher.run.Run`),
@@ -21,10 +21,7 @@ What is stood in:
   keeps. Explorer processes import the real `actors.explorer`, which needs no torch (the policy's backends live
   apart from `actors.policy`), so 64 of them stay light and start in about half a minute.
 - The learner (`LearnerGroup`): `train_step` takes `--step-s`; checkpoints are folders; the weights a tiny object.
-  By default the data path (build_examples and packing, not the Redis round trips) is taken as overlapped with the
-  step (train_step sleeps step_s less it), as a learner that prepares the next batch during the GPU step would; so
-  the learner's step is step_s plus the driver's serial work, whatever the load does to packing. `--serial` takes
-  the data path as today's train_loop does (serial) and balances the rates on a measured step instead.
+  train_loop's own thread draws the next batch (sample, examples, packing) during that step, as beside a GPU step.
 - The evaluator: `evaluate` takes `--eval-s` (default 0) and returns an empty report.
 - The tokenizer: `--tokenizer tiny` (default) renders a message as two tokens, so `build_examples` and packing run
   their code on tiny examples. On this machine the real data path costs ~30-80 ms to tokenize and 180-500 ms to pack
@@ -51,7 +48,7 @@ watchdog stops the explorers if neither table moves for `--stall-s` and reports 
 
 `--what-if` runs proposed changes to the schedule code, patched in this process only, to measure what they buy:
 publish (no wait for the explorers' acks), progress (explorer progress collected without blocking the learner),
-stats (`ReplayBuffer.stats` in one round trip), prefetch (train_loop draws the next batch while one trains).
+stats (`ReplayBuffer.stats` in one round trip).
 
 The last line, for the largest N:
 
@@ -319,32 +316,23 @@ def _accounting_ready(ready, learner):
 
 
 class SimLearner:
-    """`LearnerGroup`'s methods that the schedules call. `train_step` takes `step_s`; with `overlap` (default) less
-    the time the batch's data path took (`data_s`, set by the benchmark's wrapper of draw_batch: its time less the
-    limiter's wait), as a learner that prepares the next batch while the GPU works — so the learner's step is
-    max(step_s, data path) plus the run's bookkeeping, whatever the load on this shared machine does to the data
-    path. It reads the train table's limiter counters (one HMGET, within the step) to record the diff."""
+    """`LearnerGroup`'s methods that the schedules call. `train_step` takes `step_s` (train_loop draws the next
+    batch meanwhile); it reads the train table's limiter counters (one HMGET, within the step) to record the diff."""
 
     precision = "stand-in"
 
-    def __init__(self, step_s: float, redis_client, train_table: str, spi: float, overlap: bool = True):
-        self.step_s, self.redis, self.spi, self.overlap = step_s, redis_client, spi, overlap
+    def __init__(self, step_s: float, redis_client, train_table: str, spi: float):
+        self.step_s, self.redis, self.spi = step_s, redis_client, spi
         self.stats_key = f"imag:{{{train_table}}}:stats"
-        self.steps, self.busy_s, self.diffs = 0, 0.0, []
-        self.data_s = 0.0  # the data path of the batch about to be trained on
-        self.data_total_s = 0.0
+        self.steps, self.diffs = 0, []
         self.held_s, self.held_since = 0.0, None  # time the limiter (or min_current) actually held the learner
-        self.blocked_s = 0.0  # --what-if prefetch: time the loop waited for a batch
 
     def train_step(self, inputs) -> float:
         started = time.perf_counter()
         inserts, samples = (int(x or 0) for x in self.redis.hmget(self.stats_key, "inserts", "samples"))
         self.diffs.append(inserts * self.spi - samples)
-        overlapped = self.data_s if self.overlap else 0.0
-        self.data_total_s += self.data_s
-        time.sleep(max(0.0, self.step_s - overlapped - (time.perf_counter() - started)))
+        time.sleep(max(0.0, self.step_s - (time.perf_counter() - started)))
         self.steps += 1
-        self.busy_s += time.perf_counter() - started
         return 2.0 / (1 + 0.01 * self.steps)
 
     def state_dict_ref(self):
@@ -444,7 +432,7 @@ class Clock:
     def __init__(self):
         self.seconds: Counter = Counter()
         self.calls: Counter = Counter()
-        self.outer: Counter = Counter()  # the main thread's (a prefetching draw runs beside it)
+        self.outer: Counter = Counter()  # the main thread's (train_loop draws on its own thread, beside it)
         self.local = threading.local()
 
     @property
@@ -540,8 +528,6 @@ class Workload:
     jitter: float = 0.5
     eval_s: float = 0.0
     stall_s: float = 20.0
-    learner_step_s: float | None = None  # --serial: measured by `calibrate` (step_s + data path + bookkeeping)
-    overlap: bool = True  # False (--serial): train_step takes step_s after the data path, as train_loop is today
 
     @property
     def episodes_per_round(self) -> int:
@@ -553,7 +539,7 @@ class Workload:
 
     def trial_s(self, actors: int) -> float:
         """Seconds per trial step (sessions_per_call episodes) of one explorer, for the production rate asked."""
-        insert_rate = self.batch / (self.learner_step_s or self.step_s) / self.spi * self.balance
+        insert_rate = self.batch / self.step_s / self.spi * self.balance
         return actors * self.sessions_per_call / insert_rate
 
     def tool_names(self) -> dict[int, list[str]]:
@@ -587,7 +573,6 @@ class Result:
     clock: Clock | None = None
     ended: list[str] = field(default_factory=list)
     profile: object = None
-    data_path_s: float = 0.0  # per step: draw_batch less the limiter's wait
     warmup_s: float = 0.0  # per round: the learner's wait for its first batch
     drain_s: float = 0.0  # per round: from the learner's last step to the round's end (explorers finishing)
 
@@ -651,8 +636,7 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
     unknown = what_ifs - set(WHAT_IFS)
     if unknown:
         raise ValueError(f"unknown --what-if {', '.join(sorted(unknown))}: choose from {', '.join(WHAT_IFS)}")
-    learner = SimLearner(work.step_s, buffer.redis, config.buffer.train_table, work.spi,
-                         work.overlap and "prefetch" not in what_ifs)
+    learner = SimLearner(work.step_s, buffer.redis, config.buffer.train_table, work.spi)
     console = Console(file=(run_dir / "console.txt").open("w"), width=120)
     metrics = Metrics(run_dir)
     state = RunState()
@@ -706,14 +690,12 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
         stack.enter_context(patched(run_module, "publish", clock.wrap("publish", send)))
         stack.enter_context(patched(buffer_module, "_wait_or_timeout", learner_backoff))
         stack.enter_context(patched(run_module, "draw_batch",
-                                    clock.wrap("draw_batch", _recording_data_path(learner, run_module.draw_batch))))
+                                    clock.wrap("draw_batch", run_module.draw_batch)))
         stack.enter_context(patched(data_module, "build_examples",
                                     clock.wrap("tokenize", data_module.build_examples)))
         stack.enter_context(patched(run_module, "_checkpoint", clock.wrap("checkpoint", run_module._checkpoint)))
         stack.enter_context(contextlib.redirect_stdout(io.StringIO()))  # run_units' progress bar
         stack.enter_context(patched(data_module, "_ready", _accounting_ready(data_module._ready, learner)))
-        if "prefetch" in what_ifs:
-            stack.enter_context(patched(run_module, "train_loop", prefetching_train_loop(learner)))
         watchdog.start()
         cpu_before = cpu_seconds(pids)
         if profiler:
@@ -756,13 +738,12 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
     diffs = learner.diffs or [0.0]
     result.diff_range = (min(diffs), max(diffs))
     result.learner_busy = learner.steps * work.step_s / result.wall_s
-    result.data_path_s = learner.data_total_s / max(1, learner.steps)
 
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     learns = [e for e in events if e["event"] == "learn"]
     loop_s = sum(e["seconds"] for e in learns)
     result.learner_idle_reported = sum(e["idle"] * e["seconds"] for e in learns) / max(loop_s, 1e-9)
-    result.learner_idle_s = learner.blocked_s if "prefetch" in what_ifs else learner.held_s
+    result.learner_idle_s = learner.held_s
     result.learner_idle = result.learner_idle_s / max(loop_s, 1e-9)
     result.ended = [e["ended"] for e in learns]
     firsts = {}
@@ -795,41 +776,7 @@ def make_run(**values):
     return Run(**{key: value for key, value in values.items() if key in names})
 
 
-def calibrate(work: Workload, url: str, tokenizer, root: Path, steps: int = 24) -> float:
-    """Seconds per learner step when the buffer never holds it back: `Run.train` (the rounds schedule's learn
-    phase: draw_batch, staleness, examples, packing, train_step, metrics) on a table filled beforehand. It also
-    fills the memo tokenizer with every episode text."""
-    from rich.console import Console
-
-    from launcher.run import Metrics, Run, RunState
-    from replay.buffer import RoundMix
-    from replay.tables import TableConfig
-
-    config = make_config(work, "rounds", 1, "calibrate")
-    run_dir = root / "calibrate"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    buffer = ReplayBuffer(url, seed=0)
-    buffer.create_table(TableConfig(name=config.buffer.train_table, max_size=config.buffer.max_size,
-                                    rate_limiter=config.buffer.rate_limiter))
-    tools = work.tool_names()[1]
-    buffer.insert(config.buffer.train_table,
-                  [make_episode(tool, 1, variant, created_at=time.time()) for tool in tools
-                   for variant in range(TEXT_VARIANTS)], ignore_rate_limiter=True)
-    learner = SimLearner(work.step_s, buffer.redis, config.buffer.train_table, work.spi, overlap=False)
-    metrics = Metrics(run_dir)
-    run = make_run(config=config, run_dir=run_dir, console=Console(file=io.StringIO()), state=RunState(),
-                   metrics=metrics, tools=work.tool_names(), buffer=buffer, learner=learner, explorers=[],
-                   evaluator=None, tokenizer=tokenizer)
-    run.train(1, 4, RoundMix(1, 0.0), publish_to=[])  # the first sight of every text (memo) and of the code paths
-    run.state.round_steps.clear()
-    started = time.perf_counter()
-    run.train(1, steps, RoundMix(1, 0.0), publish_to=[])
-    seconds = (time.perf_counter() - started) / steps
-    metrics.close()
-    return seconds
-
-
-WHAT_IFS = ("publish", "progress", "stats", "prefetch")
+WHAT_IFS = ("publish", "progress", "stats")
 
 STATS_LUA = """
 local p = KEYS[1]
@@ -881,67 +828,6 @@ def publish_without_waiting(publish):
             ray.get(in_flight.pop())
     send.flush = flush
     return send
-
-
-def prefetching_train_loop(learner_stand_in):
-    """`learner.data.train_loop` drawing the next batch on a thread while the current one trains (--what-if
-    prefetch): the same loop otherwise. The learner is idle only while it waits for a batch (`blocked_s`)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from learner.data import LoopResult, StepRecord
-    from replay.buffer import BufferError, RateLimitTimeout
-
-    def train_loop(learner, draw, steps, start=0, *, after_step=lambda record: None, wait_while=lambda: False,
-                   poll_s=0.5):
-        result = LoopResult(start, "steps")
-        loop_started = time.perf_counter()
-        step, future = start, None
-        with ThreadPoolExecutor(1) as pool:
-            while step < steps:
-                started = time.perf_counter()
-                if future is None:
-                    future = pool.submit(draw, poll_s if wait_while() else 0.0)
-                try:
-                    drawn = future.result()
-                except RateLimitTimeout:
-                    future = None
-                    result.waited_s += time.perf_counter() - started
-                    learner_stand_in.blocked_s += time.perf_counter() - started
-                    if wait_while():
-                        continue
-                    result.stopped = "limiter"
-                    break
-                except BufferError:
-                    result.stopped = "empty"
-                    break
-                future = None
-                learner_stand_in.blocked_s += time.perf_counter() - started
-                result.waited_s += drawn.waited_s
-                if step + 1 < steps:  # the next batch, drawn while this one trains
-                    future = pool.submit(draw, poll_s if wait_while() else 0.0)
-                if drawn.batch is None:
-                    step += 1
-                    after_step(StepRecord(step, None, drawn.examples, 0, drawn.episodes, drawn.waited_s,
-                                          time.perf_counter() - started, drawn.skipped))
-                    continue
-                loss = learner.train_step(drawn.batch.model_inputs())
-                step += 1
-                after_step(StepRecord(step, loss, drawn.examples, int(drawn.batch.label_count), drawn.episodes,
-                                      drawn.waited_s, time.perf_counter() - started, drawn.skipped))
-        result.steps = step
-        result.seconds = time.perf_counter() - loop_started
-        return result
-    return train_loop
-
-
-def _recording_data_path(learner: SimLearner, draw_batch):
-    """draw_batch, telling the learner stand-in how long the batch's data path took (its time less the limiter's)."""
-    def draw(*args, **kwargs):
-        started = time.perf_counter()
-        drawn = draw_batch(*args, **kwargs)
-        learner.data_s = max(0.0, time.perf_counter() - started - drawn.waited_s)
-        return drawn
-    return draw
 
 
 def _stats_by_table(clock: Clock, stats, explore_table: str):
@@ -1061,12 +947,8 @@ class Simulation:
         self.server.stop()
 
     def prepare(self, work: Workload) -> None:
-        """--serial: the learner's step measured; memo: every episode text tokenized once, before any run."""
-        if not work.overlap and work.learner_step_s is None:
-            work.learner_step_s = calibrate(work, self.server.url, self.tokenizer, self.root)
-            self.log(f"# learner step {work.learner_step_s:.4f} s measured ({work.step_s} s train_step + data path "
-                     f"and bookkeeping)")
-        elif self.tokenizer_kind == "memo":
+        """memo: every episode text tokenized once, before any run, so that runs measure the loop, not tokenizing."""
+        if self.tokenizer_kind == "memo":
             from learner.examples import build_examples
 
             build_examples([make_episode(tool, r, v) for r, tools in work.tool_names().items() for tool in tools
@@ -1119,7 +1001,7 @@ def table(results: list[tuple[Result, Result]], work: Workload) -> str:
                 f"{cores.get('driver', 0):>6.2f} {rest:>5.2f} {cores.get('machine', 0):>5.2f} "
                 f"{r.redis_per_s.get('all', 0):>11.0f} {r.redis_per_s.get('scripts', 0):>7.0f}")
     lines.append("")
-    lines.append("continual, the driver per learner step (ms): train_step (step_s less the overlapped data path); "
+    lines.append("continual, the driver per learner step (ms): train_step; "
                  "draw_batch, of which: held back (limiter or min_current), the train table's stats, sample, "
                  "build_examples, the rest (staleness, packing); after the step: stats, metrics.log, publish, "
                  "explorer progress (every 2 s); other (wall less all these and the drains: ray.wait in exploring(), "
@@ -1179,22 +1061,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--what-if", default=None,
                         help="comma-separated proposed changes, patched in this process only: publish (no "
                              "wait for the explorers' acks), progress (explorer progress collected without blocking), "
-                             "stats (ReplayBuffer.stats in one round trip), prefetch (train_loop draws the next batch "
-                             "on a thread while the current one trains)")
+                             "stats (ReplayBuffer.stats in one round trip)")
     defaults = Workload()
-    parser.add_argument("--serial", action="store_true",
-                        help="the data path serial with train_step (today's train_loop), rates balanced on the "
-                             "learner's step measured beforehand; default: overlapped, balanced on --step-s")
     for name, value in vars(defaults).items():
-        if name == "overlap":
-            continue
         kind = int if isinstance(value, int) or name == "staleness_cap" else float
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     args = parser.parse_args(argv)
     work = Workload(steps=24, checkpoint_every=12) if args.quick else Workload()
-    work.overlap = not args.serial
     for name in vars(defaults):
-        if name != "overlap" and getattr(args, name) is not None:
+        if getattr(args, name) is not None:
             setattr(work, name, getattr(args, name))
     counts = [int(x) for x in (args.actors or ("1,8" if args.quick else "1,8,64")).split(",")]
     print(f"# workload: {work.rounds} rounds x {work.tools} tools; per round {work.steps} steps of {work.batch} "
