@@ -37,14 +37,14 @@ config refuses the ratio limiter in rounds). `run.report()` (matplotlib) is left
 
 Measured per N and schedule: wall time (the schedule's rounds and the last evaluations); learner steps; episodes
 explored per round; lost episodes (ids whose insert the explorers' buffer client acknowledged, missing from the
-explore or the train table); learner idle (time actually held back: from draw_batch's first "not ready" to
-"ready", plus the sample's own backoff, ÷ the loops' seconds) beside what the run logs (train_loop's waited_s, which
-also counts the stats and sample round trips of draws never held back); learner busy (steps × step_s ÷ wall);
-explorer idle (the buffer client's backoff sleeps on inserts ÷ the streams' wall) beside what the explorers report
-(`_push`'s waited_s, which also counts every insert's own round trip); samples per insert of the train table and
-the limiter's diff (inserts × spi − samples) before every step, against its bounds; CPU cores used by the
-explorers, redis-server, the driver and the rest of the machine; the driver's time per learner step by part. A
-watchdog stops the explorers if neither table moves for `--stall-s` and reports the stall (a deadlock).
+explore or the train table); learner idle as the run logs it (metrics.jsonl's learn events: the time train_loop
+was blocked waiting for its batch, held back by the limiter or not drawn yet, ÷ the loops' seconds); learner busy
+(steps × step_s ÷ wall); explorer idle (the buffer client's backoff sleeps on inserts ÷ the streams' wall) beside
+what the explorers report (`_push`'s waited_s, which also counts every insert's own round trip); samples per insert
+of the train table and the limiter's diff (inserts × spi − samples) at every step, against its bounds; CPU cores
+used by the explorers, redis-server, the driver and the rest of the machine; the driver's time per learner step by
+part, on the learner's thread and on train_loop's draw thread. A watchdog stops the explorers if neither table
+moves for `--stall-s` and reports the stall (a deadlock).
 
 `--what-if` runs proposed changes to the schedule code, patched in this process only, to measure what they buy:
 publish (no wait for the explorers' acks), progress (explorer progress collected without blocking the learner),
@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import launcher  # noqa: F401  (first: a local Ray on loopback, see launcher/__init__.py)
-from replay.buffer import ReplayBuffer
+from replay.buffer import RateLimitTimeout, ReplayBuffer
 
 GOALS = {"lost": 0, "wall": 0.55, "learner_idle": 0.05}
 TEXT_VARIANTS = 64  # distinct episode texts per tool: the memo tokenizer tokenizes each once
@@ -300,21 +300,6 @@ class SimEvaluator:
 
 # ---- the learner side (the driver) -------------------------------------------------------------------------------
 
-def _accounting_ready(ready, learner):
-    """learner.data._ready, noting when the learner was actually held back: from its first "not ready" to the next
-    "ready" (draw_batch's own waited_s also counts the stats and sample round trips of a draw never held back)."""
-    def wrapped(stats, size, current, min_current):
-        ok = ready(stats, size, current, min_current)
-        now = time.perf_counter()
-        if not ok and learner.held_since is None:
-            learner.held_since = now
-        elif ok and learner.held_since is not None:
-            learner.held_s += now - learner.held_since
-            learner.held_since = None
-        return ok
-    return wrapped
-
-
 class SimLearner:
     """`LearnerGroup`'s methods that the schedules call. `train_step` takes `step_s` (train_loop draws the next
     batch meanwhile); it reads the train table's limiter counters (one HMGET, within the step) to record the diff."""
@@ -325,7 +310,6 @@ class SimLearner:
         self.step_s, self.redis, self.spi = step_s, redis_client, spi
         self.stats_key = f"imag:{{{train_table}}}:stats"
         self.steps, self.diffs = 0, []
-        self.held_s, self.held_since = 0.0, None  # time the limiter (or min_current) actually held the learner
 
     def train_step(self, inputs) -> float:
         started = time.perf_counter()
@@ -557,10 +541,9 @@ class Result:
     samples: int = 0
     lost: int = 0
     acked: int = 0
-    learner_idle: float = 0.0
+    learner_idle: float = 0.0  # what the run logs: train_loop blocked waiting for its batch ÷ the loops' seconds
     learner_busy: float = 0.0
     learner_idle_s: float = 0.0
-    learner_idle_reported: float = 0.0  # what the run logs (train_loop's waited_s ÷ its seconds, metrics.jsonl)
     cores: dict = field(default_factory=dict)  # CPU cores used during the run: explorers, redis, driver, machine
     redis_per_s: dict = field(default_factory=dict)  # redis-server commands per second: all, scripts
     explorer_idle: float = 0.0  # time actually held back by the limiter (the buffer client's backoff) ÷ stream wall
@@ -672,30 +655,17 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
     watchdog = Watchdog(url, [config.buffer.table, config.buffer.train_table], actors, work.stall_s)
     profiler = cProfile.Profile() if profile else None
     send = publish_without_waiting(run_module.publish) if "publish" in what_ifs else run_module.publish
-    import replay.buffer as buffer_module
-
-    backoff = buffer_module._wait_or_timeout
-
-    def learner_backoff(deadline, wait, what):  # the driver's only limited call is the learner's sample
-        started = time.perf_counter()
-        try:
-            return backoff(deadline, wait, what)
-        finally:
-            learner.held_s += time.perf_counter() - started
-
     pids = {"explorers": ray.get([a.pid.remote() for a in actors]), "redis": [_redis_pid(url)],
             "driver": [os.getpid()]}
     redis_before = _redis_calls(buffer.redis)
     with contextlib.ExitStack() as stack:
         stack.enter_context(patched(run_module, "publish", clock.wrap("publish", send)))
-        stack.enter_context(patched(buffer_module, "_wait_or_timeout", learner_backoff))
         stack.enter_context(patched(run_module, "draw_batch",
-                                    clock.wrap("draw_batch", run_module.draw_batch)))
+                                    clock.wrap("draw_batch", _noting_hold(clock, run_module.draw_batch))))
         stack.enter_context(patched(data_module, "build_examples",
                                     clock.wrap("tokenize", data_module.build_examples)))
         stack.enter_context(patched(run_module, "_checkpoint", clock.wrap("checkpoint", run_module._checkpoint)))
         stack.enter_context(contextlib.redirect_stdout(io.StringIO()))  # run_units' progress bar
-        stack.enter_context(patched(data_module, "_ready", _accounting_ready(data_module._ready, learner)))
         watchdog.start()
         cpu_before = cpu_seconds(pids)
         if profiler:
@@ -742,8 +712,7 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     learns = [e for e in events if e["event"] == "learn"]
     loop_s = sum(e["seconds"] for e in learns)
-    result.learner_idle_reported = sum(e["idle"] * e["seconds"] for e in learns) / max(loop_s, 1e-9)
-    result.learner_idle_s = learner.held_s
+    result.learner_idle_s = sum(e["idle"] * e["seconds"] for e in learns)
     result.learner_idle = result.learner_idle_s / max(loop_s, 1e-9)
     result.ended = [e["ended"] for e in learns]
     firsts = {}
@@ -828,6 +797,21 @@ def publish_without_waiting(publish):
             ray.get(in_flight.pop())
     send.flush = flush
     return send
+
+
+def _noting_hold(clock: Clock, draw_batch):
+    """draw_batch, adding to the clock's "held" how long the limiter (or min_current) held it back, as draw_batch
+    reports it, or the whole draw when it timed out: the draw thread's time, apart from its Redis and data work."""
+    def draw(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            drawn = draw_batch(*args, **kwargs)
+        except RateLimitTimeout:
+            clock.seconds["held"] += time.perf_counter() - started
+            raise
+        clock.seconds["held"] += drawn.waited_s
+        return drawn
+    return draw
 
 
 def _stats_by_table(clock: Clock, stats, explore_table: str):
@@ -979,10 +963,10 @@ def simulate(counts: list[int], work: Workload, tokenizer_kind: str = "tiny", pr
 
 
 def table(results: list[tuple[Result, Result]], work: Workload) -> str:
-    """Per N and schedule; idle ratios as measured (held back by the limiter: the learner's wait from its first
-    not-ready check to ready, the explorers' backoff sleeps) and as the system reports them (rep)."""
+    """Per N and schedule. Learner idle is what the run logs; explorer idle as measured (the backoff sleeps of
+    held-back inserts) and as the explorers report it (rep)."""
     lines = [f"{'N':>3} {'schedule':<9} {'wall s':>6} {'steps':>7} {'explored':>9} {'acked':>5} {'lost':>4} "
-             f"{'L idle':>6} {'rep':>5} {'L busy':>6} {'E idle':>6} {'rep':>5} {'s/ins':>5} {'diff min..max':>13} "
+             f"{'L idle':>6} {'L busy':>6} {'E idle':>6} {'rep':>5} {'s/ins':>5} {'diff min..max':>13} "
              f"{'bounds':>8} {'in':>3} {'stall':>5} {'cores: expl':>11} {'redis':>5} {'driver':>6} {'rest':>5} "
              f"{'all':>5} {'redis cmd/s':>11} {'scripts':>7}"]
     for pair in results:
@@ -992,7 +976,7 @@ def table(results: list[tuple[Result, Result]], work: Workload) -> str:
             lines.append(
                 f"{r.actors:>3} {r.schedule:<9} {r.wall_s:>6.1f} {'+'.join(map(str, r.steps)):>7} "
                 f"{'+'.join(map(str, r.explored)):>9} {r.acked:>5} {r.lost:>4} {r.learner_idle:>6.3f} "
-                f"{r.learner_idle_reported:>5.3f} {r.learner_busy:>6.3f} {r.explorer_idle:>6.3f} "
+                f"{r.learner_busy:>6.3f} {r.explorer_idle:>6.3f} "
                 f"{r.explorer_idle_reported:>5.3f} {r.samples_per_insert:>5.2f} "
                 f"{f'{r.diff_range[0]:g}..{r.diff_range[1]:g}':>13} "
                 f"{(f'{r.bounds[0]:g}..{r.bounds[1]:g}' if r.schedule == 'continual' else '-'):>8} "
@@ -1001,26 +985,26 @@ def table(results: list[tuple[Result, Result]], work: Workload) -> str:
                 f"{cores.get('driver', 0):>6.2f} {rest:>5.2f} {cores.get('machine', 0):>5.2f} "
                 f"{r.redis_per_s.get('all', 0):>11.0f} {r.redis_per_s.get('scripts', 0):>7.0f}")
     lines.append("")
-    lines.append("continual, the driver per learner step (ms): train_step; "
-                 "draw_batch, of which: held back (limiter or min_current), the train table's stats, sample, "
-                 "build_examples, the rest (staleness, packing); after the step: stats, metrics.log, publish, "
-                 "explorer progress (every 2 s); other (wall less all these and the drains: ray.wait in exploring(), "
-                 "state, checkpoints); then per round, s: warm-up (the wait for the round's first batch) and drain "
-                 "(from the learner's last step to the round's end: explorers finishing their trial in flight)")
-    header = ["N", "train", "draw", "held", "stats", "sample", "examples", "rest", "stats", "metrics", "publish",
-              "progress", "other", "warm-up", "drain"]
+    lines.append("continual, the driver per learner step (ms). The learner's thread: wait (for its batch: the "
+                 "learner idle), train_step, after the step: stats, metrics.log, publish, explorer progress (every "
+                 "2 s), other (wall less all these and the drains: ray.wait in exploring(), state, checkpoints). "
+                 "train_loop's draw thread, beside it: draw_batch, of which held back (limiter or min_current), the "
+                 "train table's stats, sample, build_examples, the rest (staleness, packing). Per round, s: warm-up "
+                 "(the wait for the round's first batch) and drain (from the learner's last step to the round's end: "
+                 "explorers finishing their trial in flight)")
+    header = ["N", "wait", "train", "stats", "metrics", "publish", "progress", "other", "draw", "held", "stats",
+              "sample", "examples", "rest", "warm-up", "drain"]
     lines.append(" ".join(f"{h:>8}" for h in header))
     for pair in results:
         r = pair[1]
         steps = max(1, sum(r.steps))
         seconds, outer = r.clock.seconds, r.clock.outer
         ms = lambda name: 1e3 * seconds.get(name, 0.0) / steps
-        held = 1e3 * r.learner_idle_s / steps
-        rest = ms("draw_batch") - held - ms("stats in draw") - ms("sample") - ms("tokenize")
-        other = r.wall_s - sum(outer.values()) - r.drain_s * len(r.steps)
-        row = [r.actors, ms("train_step"), ms("draw_batch"), held, ms("stats in draw"), ms("sample"), ms("tokenize"),
-               rest, ms("stats after step"), ms("metrics.log"), ms("publish"), ms("explorer progress"),
-               1e3 * other / steps, r.warmup_s, r.drain_s]
+        rest = ms("draw_batch") - ms("held") - ms("stats in draw") - ms("sample") - ms("tokenize")
+        other = r.wall_s - sum(outer.values()) - r.learner_idle_s - r.drain_s * len(r.steps)
+        row = [r.actors, 1e3 * r.learner_idle_s / steps, ms("train_step"), ms("stats after step"), ms("metrics.log"),
+               ms("publish"), ms("explorer progress"), 1e3 * other / steps, ms("draw_batch"), ms("held"),
+               ms("stats in draw"), ms("sample"), ms("tokenize"), rest, r.warmup_s, r.drain_s]
         lines.append(" ".join(f"{v:>8}" if isinstance(v, int) else f"{v:>8.2f}" for v in row))
     lines.append("calls: " + "; ".join(f"N={pair[1].actors}: " + ", ".join(f"{k} {v}" for k, v in
                                                                           sorted(pair[1].clock.calls.items()))
@@ -1038,8 +1022,7 @@ def goals(results: list[tuple[Result, Result]]) -> str:
               (f"samples/insert within the error buffer [{low:.3f}, {high:.3f}]", continual.spi_within),
               ("no stall", not (rounds.stalls or continual.stalls))]
     return (f"# goals at N={continual.actors}: " + "; ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in checks)
-            + f" (the system reports learner idle {continual.learner_idle_reported:.3f}, explorer idle "
-            f"{continual.explorer_idle_reported:.3f})")
+            + f" (the explorers report explorer idle {continual.explorer_idle_reported:.3f})")
 
 
 def summary(results: list[tuple[Result, Result]]) -> str:
