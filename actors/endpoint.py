@@ -12,7 +12,8 @@ from typing import Any
 
 import openai
 
-from actors.policy import Mode, Reply, Sampling, check_batch, check_call, check_json, new_call_id, parse_tool_call
+from actors.calls import check_call, check_json, parse_tool_call
+from actors.policy import Mode, Reply, Sampling, check_batch, new_call_id
 from replay.episode import FunctionCall, Message, ToolCall
 
 MAX_CONCURRENT_REQUESTS = 16

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from actors.exploit import rejection
-from actors.search import DFSDT, Budget, ReAct, Strategy
+from actors.search import Budget, FinishRule, make_strategy
 from actors.ste import STEConfig, explore
 from replay.buffer import RateLimitTimeout
 
@@ -33,6 +33,7 @@ class ExplorerConfig:
     threads: int = 1
     strategy: str = "react"  # react | react@N | dfsdt
     budget: Budget = field(default_factory=Budget)
+    finish: FinishRule = field(default_factory=FinishRule)
     ste: STEConfig = field(default_factory=STEConfig)
     tool_sources: tuple[str, ...] = ("builtin",)  # `toolenv.sources` strings, opened in the actor's own process
     tool_rounds: dict[int, list[str]] | None = None  # the config's round → tools, when it names them
@@ -71,16 +72,6 @@ class HeldEpisodes:
         return list(self.episodes.values())
 
 
-def make_strategy(name: str, budget: Budget) -> Strategy:
-    if name == "react":
-        return ReAct(budget)
-    if name.startswith("react@") and name[6:].isdigit() and int(name[6:]) >= 1:
-        return ReAct(budget, n=int(name[6:]))
-    if name == "dfsdt":
-        return DFSDT(budget)
-    raise ValueError(f"unknown strategy '{name}': use react, react@N or dfsdt")
-
-
 def make_policy(model: str, threads: int, endpoint: dict | None = None):
     """A policy for a config's model: "default", "tiny" (both built on this node if needed) or a folder; or an
     OpenAI-compatible endpoint ({base_url, model, api_key_env}: the key is read from that variable here)."""
@@ -90,19 +81,26 @@ def make_policy(model: str, threads: int, endpoint: dict | None = None):
         key_env = endpoint.get("api_key_env")
         return EndpointPolicy(endpoint["base_url"], endpoint["model"], os.environ.get(key_env) if key_env else None)
     from actors.model import load_model, model_folder
-    from actors.policy import TransformersPolicy
+    from actors.transformers_policy import TransformersPolicy
 
     loaded, tokenizer = load_model(model_folder(model))
     return TransformersPolicy(loaded, tokenizer, threads=threads)
 
 
+def pin_threads(threads: int) -> None:
+    """An actor process's CPU threads, set before torch starts its thread pools: two processes with 2 threads
+    each on 2 cores run 5-10x slower than with 1 each."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 class Explorer:
     def __init__(self, config: ExplorerConfig, name: str):
-        # thread counts first: two processes with 2 threads each on 2 cores run 5-10x slower than 1 each
-        os.environ["OMP_NUM_THREADS"] = str(config.threads)
+        pin_threads(config.threads)
         import torch
 
-        torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
 
         from actors.embeddings import default_embedder
@@ -118,7 +116,7 @@ class Explorer:
         self.runner = ToolRunner(self.registry, Limits(timeout_s=config.tool_timeout_s))
         self.buffer = ReplayBuffer(config.redis_url, seed=config.seed)
         self.memory = LongTermMemory(self.buffer.redis, default_embedder())
-        self.strategy = make_strategy(config.strategy, config.budget)
+        self.strategy = make_strategy(config.strategy, config.budget, config.finish)
         # continual mode: `load_weights` and `stop` arrive on other threads while `stream` runs
         self._weights_lock = threading.Lock()
         self._streaming = False
@@ -130,7 +128,7 @@ class Explorer:
         """One STE session per tool; returns counts for the progress display."""
         counts = {"episodes": 0, "kept": 0, "solved": 0, "failed": 0, "duplicates": 0}
         for batch in explore(self.policy, self.registry, self.runner, tools, self.config.ste, self.memory,
-                             self.strategy, actor=self.name, model=self.config.teacher):
+                             self.strategy, actor=self.name, model=self.config.teacher, seed=self.config.seed):
             counts["failed"] += batch.failed
             if not batch.episodes:
                 continue
@@ -163,7 +161,7 @@ class Explorer:
                 unit = [tools[(next_tool + i) % len(tools)] for i in range(sessions_per_call)]
                 next_tool += sessions_per_call
                 for batch in explore(self.policy, self.registry, self.runner, unit, self.config.ste, self.memory,
-                                     self.strategy, actor=self.name, model=self.config.teacher):
+                                     self.strategy, actor=self.name, model=self.config.teacher, seed=self.config.seed):
                     self._progress["failed"] += batch.failed
                     if batch.episodes:
                         kept = select(batch.episodes, embedder, selection.duplicate_threshold,

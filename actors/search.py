@@ -6,9 +6,12 @@ in lockstep, so each step is one batched model call however many tasks and branc
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from actors.policy import Policy, Reply, Sampling
 from replay.episode import Message, NodeStatus, Outcome, Search, SearchNode, TokenCounts
@@ -68,20 +71,32 @@ class Task:
     prefix: tuple[Message, ...] = ()  # turns already taken after the query (calls that ran, and their results)
 
 
-@dataclass(frozen=True)
-class Budget:
-    max_turns: int = 6  # assistant turns in one chain (ToolBench: about 12)
-    max_tool_calls: int = 12  # real tool calls over the whole search of a task
-    max_expansions: int = 12  # DFSDT: model calls that create nodes
-    max_children: int = 2  # DFSDT: siblings tried under one node before backtracking past it
-    max_observation_chars: int = 1024  # ToolBench truncates tool results to 1024 characters
-    call_before_finish: bool = True  # Finish is offered only once a real tool has been called: a trial tries the tool
-    answer_after_success: bool = False  # after a call that succeeded only Finish is offered (for small models that loop)
-    max_answer_chars: int | None = None  # Finish's final_answer cap (see finish_tool); None: uncapped
+class Budget(BaseModel):
+    """How far one search may go: the one budget of exploration and evaluation (a run's `explore.budget`; the
+    defaults are the run's, so `imaginarium explore`, `eval` and `run` search alike unless told otherwise)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_turns: int = Field(4, ge=1)  # assistant turns in one chain (ToolBench: about 12)
+    max_tool_calls: int = Field(6, ge=1)  # real tool calls over the whole search of a task
+    max_expansions: int = Field(12, ge=1)  # DFSDT: model calls that create nodes
+    max_children: int = Field(2, ge=1)  # DFSDT: siblings tried under one node before backtracking past it
+    max_observation_chars: int = Field(1024, ge=64)  # ToolBench truncates tool results to 1024 characters
+
+
+class FinishRule(BaseModel):
+    """When the search offers Finish, and how long an answer it takes: rules of the search, not budgets
+    (a run's `explore.finish`; evaluation searches under the same rule)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    after_a_call: bool = True  # Finish is offered only once a real tool has been called: a trial tries the tool
+    alone_after_success: bool = False  # after a call that succeeded only Finish is offered (small models loop)
+    max_answer_chars: int | None = Field(None, ge=16)  # Finish's final_answer cap (see finish_tool); None: uncapped
 
     @property
-    def finish(self) -> dict:
-        """The Finish function this budget offers: the one every episode and evaluation under it records."""
+    def tool(self) -> dict:
+        """The Finish function offered: the one every episode and evaluation under this rule records."""
         return finish_tool(self.max_answer_chars)
 
 
@@ -97,6 +112,7 @@ class SearchResult:
 class Strategy(Protocol):
     name: str
     budget: Budget
+    finish: FinishRule
 
     def run(self, policy: Policy, runner: ToolRunner, tasks: list[Task], sampling: Sampling) -> list[SearchResult]: ...
 
@@ -129,13 +145,13 @@ class _Tally:
     tools_s: float = 0.0
 
 
-def _start(task: Task, index: int, budget: Budget) -> _Chain:
+def _start(task: Task, index: int, finish: FinishRule) -> _Chain:
     messages = [Message(role="system", content=task.system), *task.demonstrations, Message(role="user", content=task.query),
                 *task.prefix]
     called = any(m.role == "tool" for m in task.prefix)
-    tools = list(task.tools) if budget.call_before_finish and not called else [*task.tools, budget.finish]
-    if called and budget.answer_after_success:
-        tools = [budget.finish]
+    tools = list(task.tools) if finish.after_a_call and not called else [*task.tools, finish.tool]
+    if called and finish.alone_after_success:
+        tools = [finish.tool]
     return _Chain(task_index=index, messages=messages, tools=tools, turns=sum(m.role == "assistant" for m in task.prefix))
 
 
@@ -160,7 +176,8 @@ def _generate(policy: Policy, chains: list[_Chain], sampling: Sampling, tallies:
     return replies
 
 
-def _apply(chain: _Chain, reply: Reply, runner: ToolRunner, tally: _Tally, budget: Budget) -> list[Message]:
+def _apply(chain: _Chain, reply: Reply, runner: ToolRunner, tally: _Tally, budget: Budget,
+           finish: FinishRule) -> list[Message]:
     """Append the assistant turn and what it caused; returns the new messages (for tree nodes)."""
     new = [reply.message]
     chain.turns += 1
@@ -196,10 +213,10 @@ def _apply(chain: _Chain, reply: Reply, runner: ToolRunner, tally: _Tally, budge
             tally.last_call_ok = observation.ok
             new.append(Message(role="tool", tool_call_id=call.id, name=call.function.name,
                                content=observation.content(budget.max_observation_chars)))
-            if budget.answer_after_success and observation.ok:
-                chain.tools = [budget.finish]
-            elif budget.finish not in chain.tools:
-                chain.tools = [*chain.tools, budget.finish]
+            if finish.alone_after_success and observation.ok:
+                chain.tools = [finish.tool]
+            elif finish.tool not in chain.tools:
+                chain.tools = [*chain.tools, finish.tool]
     chain.messages = chain.messages + new
     if chain.turns >= budget.max_turns:
         chain.done = True
@@ -233,6 +250,7 @@ class ReAct:
     """One chain per task; ReAct@N (n > 1) runs n chains per task and keeps the first to give an answer."""
 
     budget: Budget = Budget()
+    finish: FinishRule = FinishRule()
     n: int = 1
 
     @property
@@ -240,7 +258,7 @@ class ReAct:
         return "react" if self.n == 1 else f"react@{self.n}"
 
     def run(self, policy: Policy, runner: ToolRunner, tasks: list[Task], sampling: Sampling) -> list[SearchResult]:
-        chains = [_start(task, i, self.budget) for i, task in enumerate(tasks) for _ in range(self.n)]
+        chains = [_start(task, i, self.finish) for i, task in enumerate(tasks) for _ in range(self.n)]
         tallies = [_tally(task) for task in tasks]
         winner: dict[int, _Chain] = {}
         while True:
@@ -248,7 +266,7 @@ class ReAct:
             if not open_chains:
                 break
             for chain, reply in zip(open_chains, _generate(policy, open_chains, sampling, tallies)):
-                _apply(chain, reply, runner, tallies[chain.task_index], self.budget)
+                _apply(chain, reply, runner, tallies[chain.task_index], self.budget, self.finish)
                 if chain.final_answer is not None and chain.task_index not in winner:
                     winner[chain.task_index] = chain  # the others of this task stop here
         results = []
@@ -281,11 +299,12 @@ class DFSDT:
     """
 
     budget: Budget = Budget()
+    finish: FinishRule = FinishRule()
     name: str = "dfsdt"
 
     def run(self, policy: Policy, runner: ToolRunner, tasks: list[Task], sampling: Sampling) -> list[SearchResult]:
         tallies = [_tally(task) for task in tasks]
-        trees = [_Tree(_start(task, i, self.budget)) for i, task in enumerate(tasks)]
+        trees = [_Tree(_start(task, i, self.finish)) for i, task in enumerate(tasks)]
         while True:
             frontier = [(t, t.next_node(self.budget)) for t in trees if not t.finished]
             frontier = [(t, n) for t, n in frontier if n is not None]
@@ -299,7 +318,7 @@ class DFSDT:
             replies = _generate(policy, chains, sampling, tallies, extra)
             for (tree, parent), chain, reply in zip(frontier, chains, replies):
                 tree.expansions += 1
-                new = _apply(chain, reply, runner, tallies[chain.task_index], self.budget)
+                new = _apply(chain, reply, runner, tallies[chain.task_index], self.budget, self.finish)
                 status: NodeStatus = "answered" if chain.final_answer is not None else "gave_up" if chain.gave_up else "expanded"
                 node = tree.add(parent, new, status, chain)
                 if chain.final_answer is not None:
@@ -387,3 +406,15 @@ def _describe(messages: list[Message]) -> str:
             call = message.tool_calls[0].function
             return f"{call.name}({call.arguments})"
     return (messages[0].content or "")[:200] if messages else ""
+
+
+STRATEGY_PATTERN = r"^(react|react@[1-9][0-9]*|dfsdt)$"  # the strategy grammar; configs validate against it too
+
+
+def make_strategy(name: str, budget: Budget = Budget(), finish: FinishRule = FinishRule()) -> Strategy:
+    """A strategy by name: react, react@N (N chains per task, the first answer kept) or dfsdt."""
+    if re.fullmatch(STRATEGY_PATTERN, name) is None:
+        raise ValueError(f"unknown strategy '{name}': use react, react@N or dfsdt")
+    if name == "dfsdt":
+        return DFSDT(budget, finish)
+    return ReAct(budget, finish, n=int(name.partition("@")[2] or 1))

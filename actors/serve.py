@@ -26,8 +26,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from actors.calls import parse_tool_call
 from actors.endpoint import from_openai, to_openai
-from actors.policy import Mode, Reply, Sampling, TransformersPolicy, new_call_id, parse_tool_call
+from actors.policy import Mode, Reply, Sampling, new_call_id
+from actors.transformers_policy import TransformersPolicy
 from replay.episode import Message, ToolCall
 
 DEFAULT_MAX_TOKENS = 512

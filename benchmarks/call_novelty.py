@@ -19,8 +19,8 @@ import time
 from actors.embeddings import default_embedder
 from actors.explorer import make_policy
 from actors.memory import LongTermMemory
-from actors.policy import Sampling
-from actors.search import Budget, ReAct
+from actors.search import Budget, FinishRule, ReAct
+from actors.imagination import CallImagination
 from actors.ste import STEConfig, explore
 from replay.buffer import ReplayBuffer
 from replay.server import EmbeddedRedis
@@ -29,9 +29,9 @@ from toolenv.runner import ToolRunner
 
 
 def example_calls(policy, registry, memory, tool: str, calls: int, sessions: int, trials: int) -> tuple[list[dict], float]:
-    config = STEConfig(trials_per_session=trials, imagination="call", queries_per_call=6, max_optional_arguments=1,
-                       calls_per_session=calls, seed=0, solve=Sampling(temperature=0.4, max_new_tokens=112))
-    strategy = ReAct(Budget(max_turns=4, max_tool_calls=4, answer_after_success=True, max_answer_chars=100))
+    config = STEConfig(trials_per_session=trials, max_new_tokens=112,
+                       imagination=CallImagination(queries_per_call=6, max_optional_arguments=1, calls_per_session=calls))
+    strategy = ReAct(Budget(max_turns=4, max_tool_calls=4), FinishRule(alone_after_success=True, max_answer_chars=100))
     started = time.perf_counter()
     found = []
     for batch in explore(policy, registry, ToolRunner(registry), [tool] * sessions, config, memory, strategy):

@@ -292,7 +292,7 @@ class SimEvaluator:
         self.version = version
         return version
 
-    def evaluate(self, names, limit_per_tool) -> dict:
+    def evaluate(self, names, icl_from=None) -> dict:
         time.sleep(self.eval_s)
         return {"meta": {"version": self.version, "tools": len(names)}, "summary": dict(self.summary),
                 "by_round": {}, "by_category": {}, "by_tool": {}}
@@ -567,7 +567,7 @@ class Result:
 
 
 def make_config(work: Workload, schedule: str, actors: int, table: str):
-    from launcher.config import (BufferSection, EvalSection, ExperimentConfig, ExploitSection, ExploreSection,
+    from launcher.config import (BufferSection, EvalConfig, ExperimentConfig, ExploitSection, ExploreSection,
                                  LearnSection, ToolsSection)
     from replay.tables import RateLimiter
 
@@ -588,7 +588,7 @@ def make_config(work: Workload, schedule: str, actors: int, table: str):
                            checkpoint_every=work.checkpoint_every, replay_fraction=work.replay_fraction,
                            staleness_cap=work.staleness_cap, staleness_policy="downweight", max_tokens=1024,
                            total_steps=max(1000, work.steps * work.rounds)),
-        eval=EvalSection(baseline=False))
+        eval=EvalConfig(baseline=False))
 
 
 def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: str, tokenizer, root: Path,

@@ -26,32 +26,28 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
-    from actors.explorer import make_policy, make_strategy
+    from actors.explorer import make_policy
     from actors.policy import Sampling
-    from actors.search import Budget
-    from evaluation.builtin import evaluate, gold_tasks, select_tools
-    from evaluation.judges import rule_judge
-    from evaluation.report import builtin_markdown, builtin_report, write_report
+    from actors.search import Budget, make_strategy
+    from evaluation.builtin import select_tools
+    from evaluation.evaluator import evaluate_gold
+    from evaluation.report import builtin_markdown, write_report
     from toolenv.gold import load_gold_dir
     from toolenv.registry import builtin_registry
-    from toolenv.runner import ToolRunner
 
     registry, gold = builtin_registry(), load_gold_dir()
-    tasks = gold_tasks(registry, gold, select_tools(registry, gold, round=args.round or None), limit=args.limit)
+    tools = select_tools(registry, gold, round=args.round or None)
     policy = make_policy(args.model, threads=args.threads)
     budget = Budget(max_turns=4, max_expansions=6)
     for name in args.strategies.split(","):
-        strategy = make_strategy(name, budget)
         started = time.perf_counter()
-        records = evaluate(policy, strategy, tasks, ToolRunner(registry), rule_judge,
-                           Sampling(temperature=0.0, max_new_tokens=args.max_new_tokens, seed=0))
-        seconds = time.perf_counter() - started
-        report = builtin_report(records, {"model": args.model, "strategy": strategy.name,
-                                          "round": args.round or "all", "limit": args.limit,
-                                          "seconds": round(seconds, 1)})
+        report = evaluate_gold(policy, make_strategy(name, budget), registry, gold, tools, limit=args.limit, seed=0,
+                               sampling=Sampling(temperature=0.0, max_new_tokens=args.max_new_tokens, seed=0),
+                               meta={"model": args.model, "round": args.round or "all"})
+        report["meta"]["seconds"] = round(time.perf_counter() - started, 1)
         markdown = builtin_markdown(report)
         print(markdown)
-        write_report(report, markdown, args.out / strategy.name, "builtin")
+        write_report(report, markdown, args.out / name, "builtin")
 
 
 if __name__ == "__main__":

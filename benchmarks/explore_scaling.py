@@ -13,7 +13,6 @@ import time
 import ray
 
 from actors.explorer import ExplorerConfig
-from actors.policy import Sampling
 from actors.search import Budget
 from actors.ste import STEConfig
 from launcher.cluster import start_ray
@@ -31,7 +30,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=8, help="episodes per actor")
     args = parser.parse_args()
     start_ray(num_cpus=2)
-    ste = STEConfig(trials_per_session=2, solve=Sampling(temperature=0.4, max_new_tokens=64))
+    ste = STEConfig(trials_per_session=2, max_new_tokens=64)
     rows = []
     with EmbeddedRedis(tempfile.mkdtemp(prefix="bench-explore-")) as server:
         for count in (1, 2):

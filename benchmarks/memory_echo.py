@@ -18,7 +18,7 @@ import json
 from actors import prompts
 from actors.explorer import make_policy
 from actors.policy import Sampling
-from actors.ste import STEConfig, parse_query
+from actors.imagination import CallImagination, parse_query
 from toolenv.registry import builtin_registry
 from toolenv.runner import ToolRunner
 
@@ -43,8 +43,8 @@ def main() -> None:
     args = parser.parse_args()
     registry, policy = builtin_registry(), make_policy("default", threads=2)
     runner = ToolRunner(registry)
-    imagine = STEConfig().imagine
-    sampling = Sampling(temperature=imagine.temperature, max_new_tokens=imagine.max_new_tokens, seed=args.seed)
+    proposing = CallImagination()  # how a run samples example calls
+    sampling = Sampling(temperature=proposing.call_temperature, max_new_tokens=proposing.max_new_tokens, seed=args.seed)
     print(f"{'tool':<18} {'prompt shows':<22} {'ran':>5} {'distinct':>9} {'repeat shown':>13} {'distinct vs none':>17}")
     for tool in args.tools.split(","):
         spec = registry.get(tool).spec

@@ -22,10 +22,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
-    from actors.explorer import make_strategy
+    from actors.search import make_strategy
     from actors.model import load_model, model_folder
-    from actors.policy import Sampling, TransformersPolicy
-    from actors.search import Budget
+    from actors.policy import Sampling
+    from actors.transformers_policy import TransformersPolicy
     from evaluation.builtin import evaluate, gold_tasks
     from evaluation.judges import rule_judge
     from evaluation.metrics import summarize
@@ -38,7 +38,7 @@ def main() -> None:
     registry, gold = builtin_registry(), load_gold_dir()
     tools = config.tools.by_round(registry)[config.tools.rounds[0]]
     tasks = gold_tasks(registry, gold, tools, limit=args.limit)
-    strategy = make_strategy(config.eval.strategy, Budget(**config.explore.budget.model_dump()))
+    strategy = make_strategy(config.eval.strategy, config.explore.budget, config.explore.finish)
     sampling = Sampling(temperature=0.0, max_new_tokens=config.eval.max_new_tokens, seed=0)
     model, tokenizer = load_model(model_folder(config.model.path))
     results = {}

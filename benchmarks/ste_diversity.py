@@ -16,7 +16,7 @@ from actors.embeddings import default_embedder, mean_pairwise_similarity
 from actors.explorer import make_policy
 from actors.memory import LongTermMemory
 from actors.policy import Sampling
-from actors.ste import parse_query
+from actors.imagination import parse_query
 from replay.buffer import ReplayBuffer
 from replay.server import EmbeddedRedis
 from toolenv.registry import builtin_registry

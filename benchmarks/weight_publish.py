@@ -21,7 +21,7 @@ import ray
 import torch
 
 from actors.model import load_default_model, tiny_model
-from actors.policy import TransformersPolicy
+from actors.transformers_policy import TransformersPolicy
 from launcher.cluster import start_ray
 from learner.publish import publish
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from actors.policy import Policy, Reply, Sampling, check_call
+from actors.calls import check_call
+from actors.policy import Policy, Reply, Sampling
 from replay.episode import Message
 from toolenv.gold import match_value
 

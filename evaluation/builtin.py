@@ -109,7 +109,7 @@ def evaluate(policy: Policy, strategy: Strategy, tasks: Sequence[GoldTask], runn
             records.append(QueryRecord(
                 id=item.entry.id, tool=item.entry.tool, category=item.category, round=item.round,
                 query=item.entry.query, gold=item.entry,
-                turns=path_turns(result.messages, [*item.task.tools, strategy.budget.finish], start=prefix),
+                turns=path_turns(result.messages, [*item.task.tools, strategy.finish.tool], start=prefix),
                 final_answer=result.outcome.final_answer, gave_up=result.outcome.gave_up, strategy=strategy.name,
                 tool_calls=result.search.tool_calls, tokens=result.tokens.prompt + result.tokens.completion,
             ))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shlex
 from collections import Counter
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -29,16 +28,18 @@ ToolsFromOption = typer.Option(None, "--tools-from", help=TOOLS_FROM_HELP)
 
 def eval_command(
     model: str = typer.Option("default", help="default (SmolLM2-135M-Instruct), tiny, or a model path."),
-    strategy: str = typer.Option("react", help="react | react@N | dfsdt"),
+    strategy: Optional[str] = typer.Option(None, help="react | react@N | dfsdt (default: eval.strategy, react)."),
     suite: Optional[str] = typer.Option(None, help="builtin: the gold sets (the default unless --eval-set is given)."),
     tools_from: Optional[list[str]] = ToolsFromOption,
     round: Optional[int] = typer.Option(None, "--round", help="Only the tools of this round."),
     tools: Optional[str] = typer.Option(None, help="Comma-separated tool names (default: every tool with a gold set)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="At most N gold queries per tool."),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most N gold queries per tool (default: "
+                                        "eval.limit_per_tool, 4)."),
     distractors: int = typer.Option(0, min=0, help="Offer K other tools of the same round with each query."),
     retrieve: Optional[int] = typer.Option(None, min=1, help="Offer each query the top K tools a retriever finds "
                                            "among all tools, instead of its gold tools (ToolLLM's retrieved APIs)."),
-    retriever: str = typer.Option("minilm", help="With --retrieve: bm25, minilm, or a folder from `retriever train`."),
+    retriever: Optional[str] = typer.Option(None, help="With --retrieve: bm25, minilm (the default), or a folder "
+                                            "from `retriever train`."),
     icl: Optional[int] = typer.Option(None, min=1, help="STE's in-context learning: show each query the K kept "
                                       "episodes of --run-dir most similar to it, as demonstrations."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="With --icl: the run whose kept episodes "
@@ -52,43 +53,44 @@ def eval_command(
     judge_model: Optional[str] = typer.Option(None, help="Judge answers with this model (ToolEval style) instead of the gold rules."),
     judge_k: int = typer.Option(3, min=1, help="LLM judge: verdicts per answer, majority wins."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Sampling temperature (default: 0, greedy; 0.7 for react@N)."),
+    max_new_tokens: Optional[int] = typer.Option(None, min=16, help="Tokens per turn (default: eval.max_new_tokens, 160)."),
     batch_size: int = typer.Option(16, min=1, help="Queries per batched search."),
     out: Path = typer.Option(Path("runs/eval"), help="Folder for the JSON and markdown reports."),
     seed: int = typer.Option(0, help="Seeds distractors, tool order and sampling: the same seed repeats a run."),
-    threads: int = typer.Option(1, min=1, help="Torch threads."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Search budget from this experiment config (e.g. a "
-                                                                 "run's config.yaml), to score a run's models as it did."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Torch threads (default: eval.threads, 1)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Search budget and Finish rule (explore.budget, "
+                                          "explore.finish) and eval settings (eval) from this experiment config (e.g. a run's config.yaml), to score a "
+                                          "run's models as it did; flags override them."),
 ) -> None:
     """Evaluate a policy: STE's call metrics, execution match and ToolEval's pass rate, on gold sets or BFCL sets."""
-    from actors.explorer import make_strategy
     from actors.policy import Sampling
-    from actors.search import Budget
+    from actors.search import make_strategy
     from evaluation.bfcl import EvalSetError, evaluate_eval_set, load_eval_set
-    from evaluation.builtin import GoldTask, evaluate, gold_tasks, select_tools
+    from evaluation.builtin import select_tools
     from evaluation.evalset import EvalSetFileError, by_tool, load_gold_set
+    from evaluation.evaluator import demonstrations_from, evaluate_gold
     from evaluation.judges import LLMJudge, rule_judge
-    from evaluation.report import builtin_markdown, builtin_report, eval_set_markdown, eval_set_report, write_report
+    from evaluation.report import builtin_markdown, eval_set_markdown, eval_set_report, write_report
     from toolenv.gold import load_gold_dir
-    from toolenv.runner import ToolRunner
     from toolenv.sources import DEFAULT_SOURCES
 
     # every check that needs no model comes first, so a mistake costs no loading time
-    budget = Budget()
-    if config is not None:
-        from launcher.config import ConfigError, load_config
-
-        try:
-            budget = Budget(**load_config(config).explore.budget.model_dump())
-        except ConfigError as error:
-            fail(str(error))
+    budget, finish, settings = _settings(config)
+    overrides = {"strategy": strategy, "limit_per_tool": limit, "threads": threads, "max_new_tokens": max_new_tokens,
+                 "retrieve_k": retrieve, "retriever": retriever}
+    # a run's `eval.icl_k` adds the run's ICL row; here in-context demonstrations are asked for by --icl alone
+    settings = settings.model_copy(update={**{key: value for key, value in overrides.items() if value is not None},
+                                           "icl_k": icl})
     try:
-        search = make_strategy(strategy, budget)
+        search = make_strategy(settings.strategy, budget, finish)
     except ValueError as error:
         fail(str(error))
     if suite is not None and suite not in SUITES:
         fail(f"unknown suite {suite!r}; suites: {', '.join(SUITES)} (your own or external sets: --eval-set FILE)")
     if answers is not None and eval_set is None:
         fail("--answers goes with --eval-set: the BFCL questions it answers")
+    if settings.icl_k is not None and run_dir is None:
+        fail("--icl needs --run-dir RUN: the run whose kept episodes are the demonstrations")
     bfcl = answers is not None
     names = [n.strip() for n in (tools or "").split(",") if n.strip()]
     sources = list(tools_from or DEFAULT_SOURCES)
@@ -98,7 +100,7 @@ def eval_command(
             entries = load_eval_set(eval_set, answers)
         except EvalSetError as error:
             fail(str(error))
-    runs: list[tuple[str, list[GoldTask], dict]] = []  # (report name, tasks, meta) per gold set
+    runs: list[tuple[str, dict, list[str], dict]] = []  # (report name, gold, tools, meta) per gold set
     registry = _registry(sources) if not bfcl or suite == "builtin" else None
     if eval_set is not None and not bfcl:
         try:
@@ -114,8 +116,7 @@ def eval_command(
             selected = select_tools(registry, gold, names, round)
         except ValueError as error:
             fail(f"{eval_set}: {error}")
-        runs.append((eval_set.stem, gold_tasks(registry, gold, selected, limit, distractors, seed),
-                     {"eval set": str(eval_set), **({"drafts": len(drafts)} if drafts else {})}))
+        runs.append((eval_set.stem, gold, selected, {"eval set": str(eval_set), **({"drafts": len(drafts)} if drafts else {})}))
     if suite == "builtin" or eval_set is None:
         gold = load_gold_dir()
         if not any(name in gold for name in registry.names()):
@@ -125,46 +126,39 @@ def eval_command(
             selected = select_tools(registry, gold, names, round)
         except ValueError as error:
             fail(str(error))
-        runs.insert(0, ("builtin", gold_tasks(registry, gold, selected, limit, distractors, seed), {}))
-    if retrieve is not None:
-        from evaluation.builtin import with_retrieved_tools
+        runs.insert(0, ("builtin", gold, selected, {}))
+    ranker = None
+    if settings.retrieve_k is not None:
         from retrieval import RetrieverError, open_retriever
 
         try:
-            ranker = open_retriever(list(registry), retriever)
+            ranker = open_retriever(list(registry), settings.retriever)
         except RetrieverError as error:
-            fail(f"--retriever {retriever}: {error}")
-        retrieved = []
-        for label, tasks, extra in runs:
-            tasks, recall = with_retrieved_tools(tasks, registry, ranker, retrieve)
-            retrieved.append((label, tasks, {**extra, "retrieve": retrieve, "retriever": retriever,
-                                             "retrieval recall": float(f"{recall:.4f}")}))  # `round` is the --round option here
-        runs = retrieved
+            fail(f"--retriever {settings.retriever}: {error}")
+    demonstrations = demonstrations_from(_kept_episodes(run_dir)) if settings.icl_k is not None else None
     for name in (model, judge_model):
         _check_model(name)
 
-    policy = _load_policy(model, threads)
-    if icl is not None:
-        runs = [(label, _with_run_demonstrations(tasks, run_dir, icl, policy), {**extra, "icl": icl,
-                                                                               "icl run": str(run_dir)})
-                for label, tasks, extra in runs]
-    judge = rule_judge if judge_model is None else LLMJudge(_load_policy(judge_model, threads), k=judge_k)
+    policy = _load_policy(model, settings.threads)
+    judge = rule_judge if judge_model is None else LLMJudge(_load_policy(judge_model, settings.threads), k=judge_k)
     if temperature is None:
-        temperature = 0.7 if strategy.startswith("react@") else 0.0
-    sampling = Sampling(temperature=temperature, seed=seed)
-    meta = {"model": model, "strategy": search.name, "seed": seed, "temperature": temperature,
-            "tools from": sources if sources != list(DEFAULT_SOURCES) else None}
+        temperature = 0.7 if getattr(search, "n", 1) > 1 else 0.0
+    sampling = Sampling(temperature=temperature, max_new_tokens=settings.max_new_tokens, seed=seed)
+    meta = {"model": model, "tools from": sources if sources != list(DEFAULT_SOURCES) else None, "round": round,
+            "judge": judge_model or "rules", **({"retriever": settings.retriever} if ranker else {}),
+            **({"icl run": str(run_dir)} if demonstrations else {})}
     err = Console(stderr=True)  # progress and notes; stdout carries only the tables
 
-    for name, tasks, extra in runs:
+    for name, gold, selected, extra in runs:
         if extra.get("drafts"):
             err.print(f"note: {extra['drafts']} entries of {name} are unreviewed drafts", highlight=False)
         with _progress(err) as progress:
-            bar = progress.add_task(f"{name}, {search.name}", total=len(tasks))
-            records = evaluate(policy, search, tasks, ToolRunner(registry), judge, sampling, batch_size,
-                               progress=lambda done: progress.update(bar, completed=done))
-        report = builtin_report(records, {**meta, **extra, "round": round, "distractors": distractors, "limit": limit,
-                                          "judge": judge_model or "rules"})
+            bar = progress.add_task(f"{name}, {search.name}", total=None)
+            report = evaluate_gold(policy, search, registry, gold, selected, limit=settings.limit_per_tool, seed=seed,
+                                   sampling=sampling, judge=judge, distractors=distractors,
+                                   retrieve_k=settings.retrieve_k, retriever=ranker, demonstrations=demonstrations,
+                                   icl_k=settings.icl_k, batch_size=batch_size, meta={**meta, **extra},
+                                   progress=lambda done, total: progress.update(bar, completed=done, total=total))
         markdown = builtin_markdown(report)
         typer.echo(markdown)  # plain stdout: a markdown table must not be wrapped to the terminal
         paths = write_report(report, markdown, out, name)
@@ -179,6 +173,37 @@ def eval_command(
         typer.echo(markdown)
         paths = write_report(report, markdown, out, eval_set.stem)
         err.print(f"wrote {paths[0]} and {paths[1]}", highlight=False)
+
+
+def _settings(config: Path | None):
+    """The search budget, Finish rule and eval settings: a run config's `explore.budget`, `explore.finish` and
+    `eval`, or the defaults runs use. Only those are read: the rest of an experiment config belongs to the launcher."""
+    import yaml
+    from pydantic import ValidationError
+
+    from actors.search import Budget, FinishRule
+    from evaluation.evaluator import EvalConfig
+
+    if config is None:
+        return Budget(), FinishRule(), EvalConfig()
+    try:
+        data = yaml.safe_load(config.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        fail(f"--config {config}: cannot read it as YAML ({' '.join(str(error).split())[:200]})")
+    data = data if isinstance(data, dict) else {}
+    explore = data.get("explore") if isinstance(data.get("explore"), dict) else {}
+    sections = (("explore.budget", Budget, explore.get("budget")), ("explore.finish", FinishRule, explore.get("finish")),
+                ("eval", EvalConfig, data.get("eval")))
+    loaded = []
+    for key, model, section in sections:
+        try:
+            loaded.append(model.model_validate(section or {}))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join([key, *(str(part) for part in first["loc"])])
+            message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+            fail(f"{config}: {where}: {message}")
+    return tuple(loaded)
 
 
 def fail_lines(lines: list[str]) -> None:
@@ -204,38 +229,20 @@ def _check_model(name: str | None) -> None:
         fail(f"no model folder {name!r}: give default, tiny, or the path of a transformers model")
 
 
-def _with_run_demonstrations(tasks: list, run_dir: Path | None, k: int, policy) -> list:
-    """The tasks with demonstrations from a run's kept episodes; those that would overflow half the model's context
-    (the other half is the query, the tools and the answer) are dropped, least similar first."""
-    from actors.embeddings import default_embedder
-    from actors.exploit import Demonstrations
-    from evaluation.builtin import with_demonstrations
+def _kept_episodes(run_dir: Path) -> list:
+    """A run's kept episodes (its train table), for ICL demonstrations."""
     from replay.buffer import BufferError
     from replay.cli import open_buffer
     from replay.codec import RecordError
 
-    if run_dir is None:
-        fail("--icl needs --run-dir RUN: the run whose kept episodes are the demonstrations")
     try:
         with open_buffer(None, run_dir) as buffer:
             table = next((t for t in buffer.tables() if t.endswith("-train")), None)
             if table is None:
                 fail(f"--run-dir {run_dir}: no train table (kept episodes) in its buffer")
-            episodes = [e for _, e in buffer.episodes(table) if not isinstance(e, RecordError)]
+            return [e for _, e in buffer.episodes(table) if not isinstance(e, RecordError)]
     except BufferError as error:
         fail(f"--run-dir {run_dir}: {error}")
-    tokenizer = getattr(policy, "tokenizer", None)
-    budget = getattr(getattr(policy, "model", None), "config", None)
-    budget = (getattr(budget, "max_position_embeddings", 8192) or 8192) // 2
-
-    def fits(messages) -> bool:
-        if tokenizer is None:
-            return True
-        text = [m.content or "" for m in messages] + [json.dumps(call.function.arguments) for m in messages
-                                                       for call in m.tool_calls]
-        return sum(len(ids) for ids in tokenizer(text).input_ids) <= budget
-
-    return with_demonstrations(tasks, Demonstrations(episodes, default_embedder()), k, fits)
 
 
 def _load_policy(name: str, threads: int):

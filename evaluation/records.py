@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from actors.policy import check_call
+from actors.calls import check_call
 from actors.search import FINISH_NAME
 from replay.episode import Message
 from toolenv.gold import GoldEntry

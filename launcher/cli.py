@@ -9,10 +9,13 @@ import typer
 from rich.console import Console
 
 from evaluation.cli import compare_command, eval_command, evalset_app
+from launcher.config import ExploreSection
 from replay.cli import app as buffer_app
 from replay.cli import fail
 from retrieval.cli import app as retriever_app
 from toolenv.cli import app as tools_app
+
+EXPLORE = ExploreSection()  # the explore command's defaults are a run's: one model, one set of defaults
 
 app = typer.Typer(help="Imaginarium: teach language models to use tools.", no_args_is_help=True)
 app.add_typer(buffer_app, name="buffer")
@@ -43,6 +46,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
     tools_from: list[str] = typer.Option([], "--tools-from", help="Another tool source, added to the config's "
                                          "tools.sources (repeatable): python:…, openai:…, mcp:…, openapi:…"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Overrides the config's seed (repeat a run on seeds)."),
 ):
     """Run a continual tool-learning experiment: explore, exploit, learn, publish, evaluate — round after round."""
     from launcher.config import ConfigError, check_config, load_config, tools_registry
@@ -58,6 +62,10 @@ def run(
         config = load_config(config_path)
         if tools_from:
             config.tools.sources += [source for source in tools_from if source not in config.tools.sources]
+        if seed is not None:
+            if resume is not None:
+                fail("--seed starts a new run; a resumed run keeps the seed it started with")
+            config.seed = seed
         registry = tools_registry(config, config_path)
         check_config(config_path, config, registry)  # with its tools: every round's, and the learner can start
     except ConfigError as error:
@@ -151,28 +159,28 @@ def plan(config, registry) -> str:
 def explore(
     tools: str = typer.Option("round:1", help="Comma-separated tool names, or round:N for a round's tools."),
     episodes: int = typer.Option(8, min=1, help="Episodes (trials) to explore in all."),
-    actors: int = typer.Option(2, min=1, help="Explorer actors (Ray)."),
+    actors: int = typer.Option(EXPLORE.actors, min=1, help="Explorer actors (Ray)."),
     model: str = typer.Option("default", help="default (SmolLM2-135M-Instruct), tiny, or a model path."),
     endpoint: Optional[str] = typer.Option(None, help="Explore through an OpenAI-compatible server instead: its base "
                                                       "URL (e.g. http://127.0.0.1:8000/v1); --model names its model."),
     api_key_env: Optional[str] = typer.Option(None, help="With --endpoint: the environment variable holding its key."),
     tools_from: list[str] = typer.Option(["builtin"], "--tools-from", help="A tool source (repeatable): builtin, "
                                          "python:…, openai:FILE, toolbench:DIR, mcp:COMMAND …, mcp+http://…, openapi:…"),
-    strategy: str = typer.Option("react", help="react | react@N | dfsdt"),
-    trials: int = typer.Option(4, min=1, help="Trials per STE session (short-term memory slots)."),
-    imagination: str = typer.Option("docs", help="docs (STE: a query from the documentation) | call (an example "
+    strategy: str = typer.Option(EXPLORE.strategy, help="react | react@N | dfsdt"),
+    trials: int = typer.Option(EXPLORE.trials_per_session, min=1, help="Trials per STE session (short-term memory slots)."),
+    imagination: str = typer.Option(EXPLORE.imagination.kind, help="docs (STE: a query from the documentation) | call (an example "
                                                  "call first, run, then the request it answers: small models)"),
-    sessions_per_call: int = typer.Option(2, min=1, help="Sessions each actor runs side by side (batch size)."),
+    sessions_per_call: int = typer.Option(EXPLORE.sessions_per_call, min=1, help="Sessions each actor runs side by side (batch size)."),
     table: str = typer.Option("explore"),
     redis_: Optional[str] = typer.Option(None, "--redis", envvar="IMAGINARIUM_REDIS_URL",
                                          help="Redis URL; default: an embedded server in the run folder."),
     run_dir: Optional[Path] = typer.Option(None, help="Run folder (default: a new runs/explore-<time>)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join a Ray cluster (default: local Ray)."),
-    threads: int = typer.Option(1, min=1, help="Torch threads per actor."),
+    threads: int = typer.Option(EXPLORE.threads, min=1, help="Torch threads per actor."),
 ):
     """Explore tools by simulated trial and error and write the episodes into the replay buffer."""
-    from actors.explorer import ExplorerConfig, make_strategy
-    from actors.search import Budget
+    from actors.explorer import ExplorerConfig
+    from actors.search import make_strategy
     from actors.ste import STEConfig
     from launcher.cluster import start_ray
     from launcher.explore import plan_units, run_units, start_explorers
@@ -197,7 +205,7 @@ def explore(
         if unknown or not names:
             fail(f"--tools: unknown tool(s) {', '.join(unknown) or '(none given)'}; see `imaginarium tools list`")
     try:
-        make_strategy(strategy, Budget())
+        make_strategy(strategy)
     except ValueError as error:
         fail(str(error))
     if imagination not in ("docs", "call"):
@@ -215,6 +223,7 @@ def explore(
         remote = {"endpoint": {"base_url": endpoint, "model": model, "api_key_env": api_key_env},
                   "teacher": f"{model}@{endpoint}"} if endpoint else {}
         config = ExplorerConfig(redis_url=url, table=table, model=model, threads=threads, strategy=strategy,
+                                budget=EXPLORE.budget, finish=EXPLORE.finish,
                                 ste=STEConfig(trials_per_session=trials, imagination=imagination),
                                 tool_sources=tuple(tools_from), **remote)
         explorers = start_explorers(config, actors, num_cpus=threads)

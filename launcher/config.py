@@ -7,6 +7,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from actors.search import STRATEGY_PATTERN, Budget, FinishRule
+from actors.ste import STEConfig
+from evaluation.evaluator import EvalConfig
 from learner.config import LearnerConfig
 from replay.tables import RateLimiter
 from toolenv.sources import SourceError, load_tools, tools_by_round
@@ -62,17 +65,6 @@ class ToolsSection(_Strict):
         return {r: [tool.name for tool in registry.by_round(r)][: self.per_round] for r in self.rounds}
 
 
-class BudgetSection(_Strict):
-    max_turns: int = Field(4, ge=1)
-    max_tool_calls: int = Field(6, ge=1)
-    max_expansions: int = Field(12, ge=1)
-    max_children: int = Field(2, ge=1)
-    max_observation_chars: int = Field(1024, ge=64)
-    call_before_finish: bool = True  # Finish is offered only after a real tool call
-    answer_after_success: bool = False  # after a successful call only Finish is offered (small models loop)
-    max_answer_chars: int | None = Field(None, ge=16)  # cap on Finish's answer, so a looping small model still closes it
-
-
 class Endpoint(_Strict):
     """An OpenAI-compatible chat endpoint (vLLM, SGLang, llama.cpp, OpenAI, `actors.serve`)."""
 
@@ -85,27 +77,26 @@ class TeacherEndpoint(_Strict):
     endpoint: Endpoint
 
 
-class ExploreSection(_Strict):
+class ExploreSection(STEConfig):
+    """STE's settings (`STEConfig`'s keys, flat) and the explorers': who explores, how many, with what search."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
     # who explores: None, the student (`model.path`, which the learner trains and publishes to); or a teacher
     # ("default", a folder, or {endpoint: {...}}) that explores for the student and never takes its weights
     model: str | TeacherEndpoint | None = None
     actors: int = Field(2, ge=1)
     threads: int = Field(1, ge=1)
     episodes_per_tool: int = Field(8, ge=1)
-    trials_per_session: int = Field(4, ge=1)
     sessions_per_call: int = Field(2, ge=1)
-    strategy: str = Field("react", pattern=r"^(react|react@[1-9][0-9]*|dfsdt)$")
-    budget: BudgetSection = Field(default_factory=BudgetSection)
-    use_long_term_memory: bool = True
-    imagination: Literal["docs", "call"] = "docs"  # "call": example call first, then its request (small models)
-    queries_per_call: int = Field(4, ge=1)  # "call": requests imagined per example call, the most faithful kept
-    max_optional_arguments: int | None = Field(None, ge=0)  # "call": optional arguments an example call keeps
-    request_temperature: float = Field(0.5, ge=0)  # "call": sampling the requests written for a call
-    calls_per_session: int = Field(1, ge=1)  # "call": example calls proposed per trial, the most novel that runs kept
-    show_memory: bool = True  # "call": memories in the example-call prompt (a small model echoes them: false)
+    strategy: str = Field("react", pattern=STRATEGY_PATTERN)
+    budget: Budget = Field(default_factory=Budget)
+    finish: FinishRule = Field(default_factory=FinishRule)
     max_restarts: int = Field(3, ge=0)
     resources: dict[str, float] = Field(default_factory=dict)  # Ray custom resources, e.g. {"explorer": 1}
-    max_new_tokens: int = Field(160, ge=16)
+
+    def ste(self) -> STEConfig:
+        return STEConfig.model_validate(self.model_dump(include=set(STEConfig.model_fields)))
 
 
 class BufferSection(_Strict):
@@ -142,17 +133,6 @@ class LearnSection(LearnerConfig):
         return LearnerConfig(**self.model_dump(exclude={"steps_per_round", "max_epochs", "max_tokens", "compare_no_replay"}))
 
 
-class EvalSection(_Strict):
-    strategy: str = Field("react", pattern=r"^(react|react@[1-9][0-9]*|dfsdt)$")
-    limit_per_tool: int = Field(4, ge=1)
-    threads: int = Field(1, ge=1)  # the evaluator runs alone (explorers and learner wait), so it may take the cores
-    max_new_tokens: int = Field(160, ge=16)  # per turn; a reply cut here is a wrong one
-    baseline: bool = True  # also evaluate the base model, for the learning matrix's first row
-    # gold sets (JSONL, the built-in sets' format: `imaginarium evalset draft` starts one) for tools of your own;
-    # a tool with neither a built-in set nor one of these is explored and learned, not scored
-    eval_sets: list[str] = Field(default_factory=list)
-
-
 class ExperimentConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     seed: int = 0
@@ -167,7 +147,7 @@ class ExperimentConfig(_Strict):
     buffer: BufferSection = Field(default_factory=BufferSection)
     exploit: ExploitSection = Field(default_factory=ExploitSection)
     learn: LearnSection = Field(default_factory=LearnSection)
-    eval: EvalSection = Field(default_factory=EvalSection)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="after")
     def _possible(self) -> ExperimentConfig:

@@ -16,6 +16,7 @@ from replay.buffer import TableStats
 
 METRIC = "correct"  # STE's correctness: the right API with the right arguments
 NO_REPLAY = " no replay"  # suffix of the evaluation labels of the ablation branch (round r trained without replay)
+ICL = "base + ICL"  # the base model with kept episodes as demonstrations (STE's in-context learning), no training
 
 
 def _events(metrics_path: Path, kind: str) -> list[dict]:
@@ -57,7 +58,8 @@ def write_report(run_dir: Path, config, tools: dict[int, list[str]], evaluations
     rounds = config.tools.rounds
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
-    precision = next((e["precision"] for e in _events(metrics_path, "precision")), "not recorded")
+    recorded = next(iter(_events(metrics_path, "precision")), {})
+    precision = recorded.get("precision", "not recorded") + (f" ({recorded['cpu']} kernels)" if "cpu" in recorded else "")
     lines = [f"# {config.name}: continual tool learning", "",
              f"Model `{config.model.path}`, schedule `{config.schedule}`, rounds {rounds}, {config.explore.actors} "
              f"explorers ({config.explore.strategy}), learner {config.learn.ranks} rank(s) ZeRO-{config.learn.zero_stage} "
@@ -73,7 +75,8 @@ def write_report(run_dir: Path, config, tools: dict[int, list[str]], evaluations
             cells = " | ".join("–" if np.isnan(v) else f"{v:.1f}" for v in row)
             lines.append(f"| {label} (v{evaluations[label]['version']}) | {cells} | "
                          f"{evaluations[label]['summary'][METRIC]:.1f} |")
-        lineage = [i for i, label in enumerate(labels) if not label.endswith(NO_REPLAY)]  # the run's own models
+        lineage = [i for i, label in enumerate(labels)  # the run's own models
+                   if not label.endswith(NO_REPLAY) and label != ICL]
         latest = evaluations[labels[lineage[-1]]]["summary"]
         metrics = [metric for metric in METRICS if metric in latest]
         lines += ["", f"Other metrics of the latest model ({labels[lineage[-1]]}), [95% bootstrap interval]:", "",
@@ -90,7 +93,7 @@ def write_report(run_dir: Path, config, tools: dict[int, list[str]], evaluations
     if explored.by_tool_round:
         _composition(explored, rounds, plots / "buffer_composition.png")
         lines += ["![buffer composition](plots/buffer_composition.png)", ""]
-    outcomes = {k.split("=", 1)[1]: v for k, v in explored.by_index.items() if k.startswith("outcome=")}
+    outcomes = explored.counts("outcome")
     lines += ["Outcomes of explored episodes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())), ""]
 
     train_events = _events(metrics_path, "train")
@@ -144,6 +147,10 @@ def _summary(evaluations: dict[str, dict], rounds: list[int]) -> list[str]:
             lines.append(f"- **Forgetting**: round {r}'s tools after round {r} {learned[METRIC]:.1f}% → after round "
                          f"{last} {later[METRIC]:.1f}% with replay ({later[METRIC] - learned[METRIC]:+.1f} points)"
                          f"{ablation}.")
+    if ICL in evaluations and "base" in evaluations and last:
+        base, icl, tuned = (evaluations[label]["summary"][METRIC] for label in ("base", ICL, f"round {last}"))
+        lines.append(f"- **In context vs fine-tuned** (STE's comparison, every round's tools): base model {base:.1f}%, "
+                     f"with kept episodes as demonstrations {icl:.1f}%, fine-tuned through round {last} {tuned:.1f}%.")
     return ["## Summary", "", *lines, ""] if lines else []
 
 
@@ -189,7 +196,7 @@ def _heatmap(labels: list[str], matrix: np.ndarray, rounds: list[int], path: Pat
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(rounds), 1.0 + 0.55 * len(labels)))
     image = ax.imshow(matrix, vmin=0, vmax=100, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(rounds)), [f"round {r}\ntools" for r in rounds])
-    ax.set_yticks(range(len(labels)), [f"after {label}" if label != "base" else "base model" for label in labels])
+    ax.set_yticks(range(len(labels)), [label if label in ("base", ICL) else f"after {label}" for label in labels])
     for (i, j), value in np.ndenumerate(matrix):
         if not np.isnan(value):
             ax.text(j, i, f"{value:.0f}", ha="center", va="center", color="white" if value < 60 else "black")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import ray
@@ -23,16 +23,13 @@ from rich.console import Console
 
 from actors.explorer import ExplorerConfig, StreamSelection
 from actors.model import model_folder
-from actors.policy import Sampling
-from actors.search import Budget
-from actors.ste import STEConfig
+from evaluation.evaluator import Evaluator
 from evaluation.report import builtin_markdown
 from evaluation.report import write_report as write_eval_report
 from launcher.cluster import start_ray
 from launcher.config import ExperimentConfig, LearnSection, tools_registry
-from launcher.evaluator import Evaluator
 from launcher.explore import plan_units, run_units, start_explorers
-from launcher.report import write_report
+from launcher.report import ICL, write_report
 from learner.data import StepRecord, draw_batch, train_loop
 from learner.examples import load_tokenizer
 from learner.group import LearnerGroup
@@ -128,7 +125,7 @@ class Run:
         return self.config.buffer.train_table
 
     def explored(self, r: int) -> int:
-        return self.buffer.stats(self.config.buffer.table).by_index.get(f"round={r}", 0)
+        return self.buffer.stats(self.config.buffer.table).count("round", r)
 
     def publish(self, r: int, handles: list) -> None:
         """The learner's weights as the next policy version, to `handles` (explorers; the evaluator too in rounds)."""
@@ -185,7 +182,7 @@ class Run:
         The base model is the baseline of every round; a trained model is scored on what it has learned so far."""
         names = [name for r in self.config.tools.rounds if upto is None or r <= upto for name in self.tools[r]]
         self.console.print(f"[bold]evaluating[/] ({label}) on {len(names)} tools")
-        self.pending.append((label, self.evaluator.evaluate.remote(names, self.config.eval.limit_per_tool)))
+        self.pending.append((label, self.evaluator.evaluate.remote(names)))
 
     def collect_evaluations(self) -> None:
         for label, ref in self.pending:
@@ -236,7 +233,7 @@ class Rounds:
             state.mark(r, "exploit", run.run_dir)
         if not state.done(r, "learn"):
             replay = config.learn.replay_fraction if r != config.tools.rounds[0] else 0.0
-            steps = round_steps(config.learn, run.buffer.stats(run.train_table).by_index.get(f"round={r}", 0), replay)
+            steps = round_steps(config.learn, run.buffer.stats(run.train_table).count("round", r), replay)
             run.train(r, steps, RoundMix(r, config.learn.replay_fraction), publish_to=[*run.students, run.evaluator])
             state.mark(r, "learn", run.run_dir)
         if not state.done(r, "eval"):
@@ -341,7 +338,6 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     metrics = Metrics(run_dir)
     tools = config.tools.by_round(registry)
-    budget = Budget(**config.explore.budget.model_dump())
     with redis_url(config.redis.url, run_dir) as url:
         buffer = ReplayBuffer(url, seed=config.seed)
         buffer.ping()
@@ -352,26 +348,18 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
         model_dir = model_folder(config.model.path)  # here for the tokenizer; every actor prepares its own node's
         console.print(f"run folder {run_dir}; model {model_dir}; Redis {url.split('@')[-1]}; schedule {config.schedule}")
 
-        ste = STEConfig(trials_per_session=config.explore.trials_per_session,
-                        use_long_term_memory=config.explore.use_long_term_memory,
-                        imagination=config.explore.imagination, queries_per_call=config.explore.queries_per_call,
-                        max_optional_arguments=config.explore.max_optional_arguments,
-                        calls_per_session=config.explore.calls_per_session, show_memory=config.explore.show_memory,
-                        seed=config.seed,
-                        describe=replace(STEConfig().describe, temperature=config.explore.request_temperature),
-                        solve=Sampling(temperature=0.4, max_new_tokens=config.explore.max_new_tokens))
         tool_rounds = config.tools.by_round(registry) if config.tools.names is not None else None
         explorer_config = ExplorerConfig(redis_url=url, table=config.buffer.table, threads=config.explore.threads,
-                                         strategy=config.explore.strategy, budget=budget, ste=ste, seed=config.seed,
+                                         strategy=config.explore.strategy, budget=config.explore.budget,
+                                         finish=config.explore.finish, ste=config.explore.ste(), seed=config.seed,
                                          tool_sources=tuple(config.tools.sources), tool_rounds=tool_rounds,
                                          **explorer_model(config))
         explorers = start_explorers(explorer_config, config.explore.actors, config.explore.max_restarts,
                                     num_cpus=config.explore.threads, resources=config.explore.resources)
-        evaluator = ray.remote(Evaluator).options(num_cpus=1).remote(
-            config.model.path, config.eval.threads, config.eval.strategy, budget, config.seed, config.eval.max_new_tokens,
-            tuple(config.tools.sources), tool_rounds, tuple(config.eval.eval_sets))
+        evaluator = start_evaluator(config, tool_rounds)
         learner = LearnerGroup(config.model.path, config.learn.learner_config(), prepare=model_folder)
-        metrics.log(event="precision", precision=learner.precision)
+        # which kernels ran: bf16 or fp32, and the CPU capability PyTorch dispatched to (AVX2, AVX-512...)
+        metrics.log(event="precision", precision=learner.precision, cpu=cpu_capability())
         students = [] if explorer_config.teacher else explorers  # a teacher never takes the student's weights
         run = Run(config, run_dir, console, state, metrics, tools, buffer, learner, students, evaluator,
                   load_tokenizer(model_dir), explorers)
@@ -393,15 +381,42 @@ def _run(config: ExperimentConfig, run_dir: Path, console: Console, state: RunSt
                 learn_without_replay(run, r, previous)
             run.report()
         run.collect_evaluations()
+        if config.eval.icl_k is not None and ICL not in state.evaluations:
+            evaluate_in_context(run, tool_rounds)
         final = run_dir / "model"  # the last round's export, under a name that does not change
         if not final.exists() and (run_dir / "models" / f"round-{config.tools.rounds[-1]}").is_dir():
             final.symlink_to(Path("models") / f"round-{config.tools.rounds[-1]}")
         report = run.report()
         metrics.close()
         learner.shutdown()
-        for actor in [*explorers, evaluator]:
+        for actor in [*explorers, run.evaluator]:
             ray.kill(actor)
     return report
+
+
+def cpu_capability() -> str:
+    """The CPU kernels PyTorch dispatches to here (ATEN_CPU_CAPABILITY can lower them): results differ by them."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def start_evaluator(config: ExperimentConfig, tool_rounds: dict | None):
+    """The evaluation actor, on the base model until weights are published to it."""
+    return ray.remote(Evaluator).options(num_cpus=1).remote(
+        config.model.path, config.eval, config.explore.budget, config.explore.finish, config.seed,
+        tuple(config.tools.sources), tool_rounds)
+
+
+def evaluate_in_context(run: Run, tool_rounds: dict | None) -> None:
+    """STE's in-context learning beside fine-tuning: the base model (a fresh evaluator) scored on every round's
+    tools with the `eval.icl_k` kept episodes most similar to each query as demonstrations."""
+    ray.kill(run.evaluator)  # done with the fine-tuned lineage; the base model takes its place
+    run.evaluator = start_evaluator(run.config, tool_rounds)
+    names = [name for r in run.config.tools.rounds for name in run.tools[r]]
+    run.console.print(f"[bold]evaluating[/] ({ICL}, {run.config.eval.icl_k} demonstrations) on {len(names)} tools")
+    run.pending.append((ICL, run.evaluator.evaluate.remote(names, icl_from=(run.buffer.url, run.train_table))))
+    run.collect_evaluations()
 
 
 def explorer_model(config: ExperimentConfig) -> dict:
@@ -432,7 +447,7 @@ def learn_without_replay(run: Run, r: int, previous: str) -> None:
     """
     state, learner = run.state, run.learner
     learner.load_checkpoint(run.run_dir / "checkpoints", previous)
-    steps = round_steps(run.config.learn, run.buffer.stats(run.train_table).by_index.get(f"round={r}", 0), 0.0)
+    steps = round_steps(run.config.learn, run.buffer.stats(run.train_table).count("round", r), 0.0)
     draw = lambda timeout: draw_batch(run.buffer, run.train_table, run.tokenizer, run.config.learn,
                                       run.config.learn.max_tokens, RoundMix(r, 0.0), state.version, timeout)
     log = lambda record: record.loss is not None and run.metrics.log(

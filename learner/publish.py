@@ -8,7 +8,7 @@ never holds a copy per explorer.
 They travel as numpy arrays, not torch tensors: Ray pickles a torch tensor through `torch.save`
 (a copy into bytes, another out of them, in every explorer), but stores a numpy array as a raw
 buffer and hands it out as a view of the object store's shared memory. An explorer then adopts
-those views as its weights (`actors.policy.load_state_dict`): a version costs one copy, into the
+those views as its weights (`actors.transformers_policy.load_state_dict`): a version costs one copy, into the
 store, however many explorers share a node. numpy has no bfloat16, so a bf16 transfer sends its
 bits as uint16 arrays, which the explorers read back as bfloat16 (no model keeps uint16 weights).
 """

@@ -104,6 +104,10 @@ class TableStats:
         """Items under one index entry, e.g. `count("round", 3)`; 0 when none carry it."""
         return self.by_index.get(index_tag(key, value), 0)
 
+    def counts(self, key: TagKey) -> dict[str, int]:
+        """Items per value of one index, e.g. `counts("outcome")` → {"solved": 12, "unsolved": 3}."""
+        return {value: count for tag, count in self.by_index.items() for value in tag_values([tag], key)}
+
 
 def index_counts(groups: dict[str, int]) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
     """TableStats' `by_index` (sorted) and `by_tool_round`, from the items of each group signature."""

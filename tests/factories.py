@@ -1,7 +1,14 @@
-"""Episodes for tests: realistic enough to exercise every field of the record."""
+"""Test data: episodes realistic enough to exercise every field of the record; a tiny model folder and batches
+of token examples for the learner."""
 from __future__ import annotations
 
 from dataclasses import replace
+
+import torch
+
+from actors.model import tiny_model
+from learner.examples import IGNORE, Example
+from learner.packing import first_fit_decreasing, packed_batch, padded_batch
 
 from replay.episode import (
     Episode, FunctionCall, Message, Outcome, Reflection, Search, SearchNode, TokenCounts, ToolCall,
@@ -55,3 +62,26 @@ def make_dfsdt_episode() -> Episode:
     ]
     search = Search(strategy="dfsdt", nodes=nodes, success_path=[0, 2, 3], expansions=3, backtracks=1, tool_calls=1)
     return replace(base, search=search, id="")
+
+
+def save_tiny_model(path) -> str:
+    model, tokenizer = tiny_model(seed=0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def make_batches(count: int = 4, rows: int = 4, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """A fixed handful of batches of random token examples (a 4-token untrained prefix each); the
+    last one packed two examples to a row, the others padded one to a row."""
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for index in range(count):
+        examples = []
+        for _ in range(rows if index < count - 1 else 2 * rows):
+            length = int(torch.randint(10, 24, (1,), generator=generator))
+            ids = torch.randint(3, 400, (length,), generator=generator).tolist()
+            examples.append(Example(ids, [IGNORE] * 4 + ids[4:], prefix_len=4))
+        batch = padded_batch(examples) if index < count - 1 else packed_batch(first_fit_decreasing(examples, 48))
+        batches.append(batch.model_inputs())
+    return batches

@@ -12,7 +12,6 @@ import ray
 from typer.testing import CliRunner
 
 from actors.explorer import ExplorerConfig
-from actors.policy import Sampling
 from actors.search import Budget
 from actors.ste import STEConfig
 from launcher.cli import app
@@ -20,8 +19,7 @@ from launcher.cluster import start_ray
 from launcher.explore import plan_units, run_units, start_explorers
 from replay.tables import TableConfig
 
-FAST = STEConfig(trials_per_session=2, imagine=Sampling(max_new_tokens=96), solve=Sampling(max_new_tokens=48),
-                 reflect=Sampling(max_new_tokens=32, temperature=0.0))
+FAST = STEConfig(trials_per_session=2, max_new_tokens=48)
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +33,17 @@ def config(url: str) -> ExplorerConfig:
     return ExplorerConfig(redis_url=url, model="tiny", budget=Budget(max_turns=2, max_tool_calls=2), ste=FAST)
 
 
-def test_two_actors_fill_the_buffer(ray_local, buffer):
-    buffer.create_table(TableConfig(name="explore"))
-    actors = start_explorers(config(buffer.url), 2, num_cpus=1)
+def test_units_are_as_even_as_the_sessions_allow():
+    """A pure function, tested without Ray: a round lasts as long as its slowest actor's unit."""
     assert [len(unit) for unit in plan_units(["a", "b", "c"], 30, 4, 5)] == [4, 4]  # even, not 5 + 3
     assert [len(unit) for unit in plan_units(["a"], 11, 1, 4)] == [4, 4, 3]
     assert plan_units(["a"], 0, 4, 5) == []
     assert sum(plan_units(["a", "b", "c"], 30, 4, 5), []) == ["a", "b", "c"] * 2 + ["a", "b"]
+
+
+def test_two_actors_fill_the_buffer(ray_local, buffer):
+    buffer.create_table(TableConfig(name="explore"))
+    actors = start_explorers(config(buffer.url), 2, num_cpus=1)
     units = plan_units(["get_city_info", "convert_currency"], episodes=8, trials_per_session=2, sessions_per_unit=2)
     totals = run_units(actors, units, trials_per_session=2)
     stats = buffer.stats("explore")
@@ -150,7 +152,7 @@ def test_the_real_smollm2_explores_a_built_in_tool_into_redis(buffer, process_st
     buffer.create_table(TableConfig(name="explore"))
     budget = Budget(max_turns=3, max_tool_calls=3)
     real = ExplorerConfig(redis_url=buffer.url, model="default", budget=budget,
-                          ste=STEConfig(trials_per_session=1, solve=Sampling(temperature=0.0, max_new_tokens=64)))
+                          ste=STEConfig(trials_per_session=1, solve_temperature=0.0, max_new_tokens=64))
     counts = Explorer(real, "explorer-real").explore(["get_city_info", "get_city_info"])
 
     assert counts["episodes"] + counts["failed"] == 2  # each session pushed its trial or failed to imagine one

@@ -58,12 +58,17 @@ def test_a_tiny_experiment_survives_a_dead_learner_and_resumes(tmp_path):
     resumed = subprocess.run([*IMAGINARIUM, "run", "--resume", str(run_dir)], cwd=ROOT, capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    from evaluation.report import load_records
+
     assert f"resumed at learner step {killed_state['step']}" in resumed.stdout
 
     state = json.loads((run_dir / "state.json").read_text())
     assert state["phases"]["1"] == ["explore", "exploit", "learn", "eval"]  # round 1 has nothing to replay
     assert state["phases"]["2"] == ["explore", "exploit", "learn", "eval", "no_replay"]
-    assert state["step"] == 6 and set(state["evaluations"]) == {"base", "round 1", "round 2", "round 2 no replay"}
+    assert state["step"] == 6 and set(state["evaluations"]) == {"base", "round 1", "round 2", "round 2 no replay",
+                                                                 "base + ICL"}
+    assert state["evaluations"]["base + ICL"]["version"] == 0  # in context: the base model, not a trained one
+    assert json.loads((run_dir / "eval" / "base-+-ICL.json").read_text())["meta"]["icl"] == 2
     evaluated = {label: set(e["by_round"]) for label, e in state["evaluations"].items()}
     assert evaluated["base"] == evaluated["round 2"] == {"1", "2"} and evaluated["round 1"] == {"1"}  # not yet round 2's
     assert len(_events(run_dir, "train_no_replay")) == 3  # the ablation branch trained a whole round, apart
@@ -73,15 +78,14 @@ def test_a_tiny_experiment_survives_a_dead_learner_and_resumes(tmp_path):
     k = killed_state["step"]
     steps = [e["step"] for e in _events(run_dir, "train")]
     assert steps[len(steps) - (6 - k):] == list(range(k + 1, 7))  # the resumed run went on from the checkpoint
-    from evaluation.report import load_records
-
     for label, evaluation in state["evaluations"].items():  # every query of every evaluation, readable back
         records = load_records(run_dir / "eval" / f"{label.replace(' ', '-')}.json")
         assert len(records) == evaluation["summary"]["n"] and {r.tool for r in records} == set(evaluation["by_tool"])
     assert set(state["evaluations"]["base"]["by_tool"]) == {  # the tools the config names, not the suite's first
         "convert_currency", "calculate_date_difference", "add_to_date", "get_title_details"}
     report = (run_dir / "report.md").read_text()
-    assert "| base (v0) |" in report and "plots/learning_matrix.png" in report
+    assert "| base (v0) |" in report and "| base + ICL (v0) |" in report and "plots/learning_matrix.png" in report
+    assert "**In context vs fine-tuned**" in report
     assert "`convert_currency` (r1)" in report and "| round 1 | " in report  # the per-tool table
     assert "| round 2, with replay |" in report and "| round 2, without replay |" in report
     for plot in ("learning_matrix", "correctness", "buffer_composition", "loss", "version_lag", "replay"):

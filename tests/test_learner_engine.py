@@ -11,51 +11,14 @@ import torch
 from pydantic import ValidationError
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from actors.model import tiny_model
 from learner.checkpoint import export_pretrained, load_checkpoint, save_checkpoint
 from learner.config import LearnerConfig
 from learner.engine import Engine, bf16_enabled, lr_factor
-from learner.examples import IGNORE, Example
-from learner.packing import first_fit_decreasing, packed_batch, padded_batch
+from tests.factories import make_batches
 from tests.reference_learner import ReferenceLearner
 
 FAST = dict(lr=1e-2, bf16=False, warmup_steps=2, total_steps=40, threads=1)
-
-
-def save_tiny_model(path) -> str:
-    model, tokenizer = tiny_model(seed=0)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
-
-
-def make_batches(count: int = 4, rows: int = 4, seed: int = 0) -> list[dict[str, torch.Tensor]]:
-    """A fixed handful of batches of random token examples (a 4-token untrained prefix each); the
-    last one packed two examples to a row, the others padded one to a row."""
-    generator = torch.Generator().manual_seed(seed)
-    batches = []
-    for index in range(count):
-        examples = []
-        for _ in range(rows if index < count - 1 else 2 * rows):
-            length = int(torch.randint(10, 24, (1,), generator=generator))
-            ids = torch.randint(3, 400, (length,), generator=generator).tolist()
-            examples.append(Example(ids, [IGNORE] * 4 + ids[4:], prefix_len=4))
-        batch = padded_batch(examples) if index < count - 1 else packed_batch(first_fit_decreasing(examples, 48))
-        batches.append(batch.model_inputs())
-    return batches
-
-
-@pytest.fixture(scope="module", autouse=True)
-def restore_torch_threads():
-    """An engine sets torch's thread count for its whole process; later test modules get theirs back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,16 @@ import ray
 import torch
 from transformers import AutoModelForCausalLM
 
-from factories import make_episode
-from actors.policy import load_state_dict
+from actors.transformers_policy import load_state_dict
 from launcher.cluster import start_ray
 from learner.config import LearnerConfig
 from learner.engine import Engine
 from learner.group import LearnerGroup
 from learner.publish import apply_staleness, publish
-from test_learner_engine import make_batches, save_tiny_model
+from tests.factories import make_batches, make_episode
 
 CFG = dict(lr=1e-3, bf16=False, warmup_steps=1, total_steps=20, threads=1)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 STEPS = 4
 # How far 2 ranks' weights may be from 1 rank's after STEPS steps. The ranks sum their gradients in another
 # order than one rank does; Adam divides by sqrt(v), so on a weight whose gradient is near zero that rounding
@@ -50,19 +50,6 @@ class DummyExplorer:
     def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.model(input_ids).logits
-
-
-@pytest.fixture(scope="module", autouse=True)
-def restore_torch_threads():
-    """An engine sets torch's thread count for its whole process; later test modules get theirs back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from test_policy import CONVERT, DIALOGUE, FINISH, GREEDY, SEARCH, VERDICT, conv
 
 from actors.endpoint import EndpointPolicy, from_openai, to_openai
 from actors.model import tiny_model
-from actors.policy import TransformersPolicy
+from actors.transformers_policy import TransformersPolicy
 from actors.serve import serving
 
 

@@ -6,7 +6,7 @@ import json
 from scripted import ScriptedPolicy, call, finish
 
 from actors.policy import Sampling
-from actors.search import DFSDT, DIVERSITY_PROMPT, Budget, ReAct, Task
+from actors.search import DFSDT, DIVERSITY_PROMPT, Budget, FinishRule, ReAct, Task
 from toolenv.registry import builtin_registry
 from toolenv.runner import ToolRunner
 
@@ -117,13 +117,13 @@ def test_finish_is_offered_after_a_real_call_and_alone_after_a_success_if_asked(
     ReAct(Budget()).run(ScriptedPolicy(respond), RUNNER, [TASK], Sampling())
     assert offered == [["get_city_info"], ["get_city_info", "Finish"]]
     offered.clear()
-    ReAct(Budget(answer_after_success=True)).run(ScriptedPolicy(respond), RUNNER, [TASK], Sampling())
+    ReAct(Budget(), FinishRule(alone_after_success=True)).run(ScriptedPolicy(respond), RUNNER, [TASK], Sampling())
     assert offered == [["get_city_info"], ["Finish"]]
 
 
 def test_a_task_can_start_after_a_call_that_already_ran():
     """STE's call imagination hands the search a trial whose first call ran: both strategies continue from it,
-    count it, and offer Finish at once (alone, with answer_after_success)."""
+    count it, and offer Finish at once (alone, with alone_after_success)."""
     tokyo = call("get_city_info", city="Tokyo")
     ran = RUNNER.call("get_city_info", {"city": "Tokyo"})
     prefix = (tokyo, type(tokyo)(role="tool", tool_call_id="call_get_city_info", name="get_city_info",
@@ -135,11 +135,11 @@ def test_a_task_can_start_after_a_call_that_already_ran():
         offered.append([t["function"]["name"] for t in tools])
         return finish(f"{json.loads(conversation[-1].content)['population']}")
 
-    for strategy in (ReAct(Budget(answer_after_success=True)), DFSDT(Budget(answer_after_success=True))):
+    for strategy in (ReAct(Budget(), FinishRule(alone_after_success=True)), DFSDT(Budget(), FinishRule(alone_after_success=True))):
         [result] = strategy.run(ScriptedPolicy(respond), RUNNER, [task], Sampling())
         assert [m.role for m in result.messages] == ["system", "user", "assistant", "tool", "assistant"]
         assert result.messages[2] is tokyo and result.outcome.final_answer is not None
         assert (result.outcome.tool_calls_ok, result.outcome.last_call_ok, result.search.tool_calls) == (1, True, 1)
     assert offered == [["Finish"], ["Finish"]]
     [result] = ReAct(Budget()).run(ScriptedPolicy(respond), RUNNER, [task], Sampling())
-    assert offered[-1] == ["get_city_info", "Finish"]  # the prefix's call counts for call_before_finish
+    assert offered[-1] == ["get_city_info", "Finish"]  # the prefix's call counts for after_a_call

@@ -12,7 +12,8 @@ from scripted import ScriptedPolicy, call, finish, text
 from actors.embeddings import default_embedder
 from actors.exploit import Demonstrations, mentioned, paraphrase, rejection, select, unfaithful_arguments
 from actors.memory import LongTermMemory
-from actors.ste import STEConfig, explore, parse_query, parse_verdict
+from actors.imagination import CallImagination, parse_query, parse_verdict
+from actors.ste import STEConfig, explore
 from replay.episode import Episode, FunctionCall, Message, Outcome, Reflection
 from toolenv.registry import builtin_registry
 from toolenv.runner import ToolRunner
@@ -245,7 +246,7 @@ def test_call_first_imagination_runs_the_example_call_then_writes_its_request(me
     assert len(asked) == 1 and asked[0][-1].content == 'get_city_info(city="Lima")'
     assert not any("judge" in conv[0][0].content for mode, conv in policy.calls if mode == "json")
     assert len(asked_all := [c for m, c in policy.calls if m == "json"]) == 1 and len(asked_all[0]) == 4  # 4 candidates
-    from actors.ste import _most_faithful
+    from actors.imagination import _most_faithful
 
     lima = FunctionCall("get_city_info", {"city": "Lima"})
     assert _most_faithful(["Where is it?", "How big is Lima?", "Lima?"], lima, REGISTRY) == "How big is Lima?"
@@ -266,7 +267,7 @@ def test_of_several_example_calls_the_one_with_values_not_explored_yet_is_kept(m
             return text({"query": f"How many people live in {city}?"})
         return finish(f"{json.loads(conversation[-1].content)['population']}")
 
-    config = STEConfig(trials_per_session=2, imagination="call", calls_per_session=3, queries_per_call=1)
+    config = STEConfig(trials_per_session=2, imagination=CallImagination(calls_per_session=3, queries_per_call=1))
     batches = list(explore(ScriptedPolicy(respond), REGISTRY, RUNNER, ["get_city_info"], config, memory))
     # trial 1: Tokyo was explored before, Atlantis fails to run: Lima; trial 2: Tokyo and Lima are known: Oslo
     assert [e.query for b in batches for e in b.episodes] == ["How many people live in Lima?",
@@ -290,7 +291,7 @@ def test_memory_can_steer_by_selection_alone_without_being_shown(memory):
             return text({"query": f"How many people live in {city}?"})
         return finish(f"{json.loads(conversation[-1].content)['population']}")
 
-    shown = STEConfig(trials_per_session=2, imagination="call", calls_per_session=3, queries_per_call=1, show_memory=False)
+    shown = STEConfig(trials_per_session=2, imagination=CallImagination(calls_per_session=3, queries_per_call=1, show_memory=False))
     batches = list(explore(ScriptedPolicy(respond), REGISTRY, RUNNER, ["get_city_info"], shown, memory))
     assert [e.query for b in batches for e in b.episodes] == ["How many people live in Lima?",
                                                               "How many people live in Oslo?"]
@@ -298,7 +299,7 @@ def test_memory_can_steer_by_selection_alone_without_being_shown(memory):
 
 
 def test_an_example_call_keeps_its_required_arguments_and_a_few_options():
-    from actors.ste import _fewer_options
+    from actors.imagination import _fewer_options
 
     padded = call("search_books", author="Jane Austen", genre="romance", year_from=1800, language="en").tool_calls[0]
     trimmed = _fewer_options(padded, REGISTRY, 1, random.Random(0))

@@ -63,7 +63,7 @@ def parse_arguments(tool_name: str, raw: dict[str, Any] | str | None) -> dict[st
         except json.JSONDecodeError as error:
             raise BadArguments(f"{tool_name}: arguments are not valid JSON ({error.msg} at character {error.pos})") from None
     if not isinstance(raw, dict):
-        raise BadArguments(f"{tool_name}: arguments must be a JSON object, got {_json_type(raw)}")
+        raise BadArguments(f"{tool_name}: arguments must be a JSON object, got {json_type(raw)}")
     return raw
 
 
@@ -79,9 +79,9 @@ def validate_arguments(spec: ToolSpec, raw: dict[str, Any] | str | None) -> dict
         if unknown:
             expected = ", ".join(properties) or "no arguments"
             raise BadArguments(f"{spec.name}: unknown argument {unknown[0]!r} (expected: {expected})")
-    error = best_match(Draft202012Validator(schema).iter_errors(arguments))
-    if error is not None:
-        raise BadArguments(_describe(spec.name, error))
+    problem = schema_problem(spec.name, schema, arguments)
+    if problem is not None:
+        raise BadArguments(problem)
     filled = dict(arguments)
     for name, prop in properties.items():
         if name not in filled and "default" in prop:
@@ -89,6 +89,13 @@ def validate_arguments(spec: ToolSpec, raw: dict[str, Any] | str | None) -> dict
         elif prop.get("type") == "integer" and isinstance(filled.get(name), float):
             filled[name] = int(filled[name])  # the schema allows 3.0 for an integer; the tool should get 3
     return filled
+
+
+def schema_problem(tool_name: str, schema: dict, arguments: dict[str, Any]) -> str | None:
+    """The first way `arguments` break the parameters `schema`, as one sentence naming the tool and the argument;
+    None if they fit. The one schema check of a call, whether a tool runs it or a model's reply is read."""
+    error = best_match(Draft202012Validator(schema).iter_errors(arguments))
+    return None if error is None else _describe(tool_name, error)
 
 
 def _describe(tool_name: str, error: ValidationError) -> str:
@@ -108,9 +115,10 @@ def _describe(tool_name: str, error: ValidationError) -> str:
         return f"{tool_name}: {subject} must be one of {error.validator_value}, got {error.instance!r}"
     if error.validator == "type":
         expected = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
-        return f"{tool_name}: {subject} must be of type {expected}, got {_json_type(error.instance)} {error.instance!r}"
+        return f"{tool_name}: {subject} must be of type {expected}, got {json_type(error.instance)} {error.instance!r}"
     return f"{tool_name}: {subject}: {error.message}"
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """A Python value's JSON type by JSON Schema's names (int is "integer")."""
     return "null" if value is None else JSON_TYPE_NAMES.get(type(value), type(value).__name__)
