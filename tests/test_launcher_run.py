@@ -21,8 +21,9 @@ def _events(run_dir: Path, kind: str) -> list[dict]:
     return [e for e in map(json.loads, path.read_text().splitlines()) if e.get("event") == kind]
 
 
-def _learner_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "ray::LearnerRank"], capture_output=True, text=True).stdout
+def _learner_pids(session: int) -> list[int]:
+    """The run's own learner ranks (its session's), never another Ray's on the same machine."""
+    out = subprocess.run(["pgrep", "-s", str(session), "-f", "ray::LearnerRank"], capture_output=True, text=True).stdout
     return [int(pid) for pid in out.split()]
 
 
@@ -47,7 +48,7 @@ def test_a_tiny_experiment_survives_a_dead_learner_and_resumes(tmp_path):
         time.sleep(0.2)
     else:
         raise AssertionError("the run never reached a checkpoint")
-    for pid in _learner_pids():
+    for pid in _learner_pids(first.pid):
         os.kill(pid, signal.SIGKILL)
     out, err = first.communicate(timeout=120)
     assert first.returncode == 1, out + err
