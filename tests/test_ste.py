@@ -10,7 +10,7 @@ import pytest
 from scripted import ScriptedPolicy, call, finish, text
 
 from actors.embeddings import default_embedder
-from actors.exploit import Demonstrations, mentioned, paraphrase, rejection, select, unfaithful_arguments
+from actors.exploit import Demonstrations, grounded, mentioned, paraphrase, rejection, select, unfaithful_arguments
 from actors.memory import LongTermMemory
 from actors.imagination import CallImagination, parse_query, parse_verdict
 from actors.ste import STEConfig, explore
@@ -204,6 +204,19 @@ def test_a_kept_answer_states_the_returned_field_the_request_asks_for():
     assert rejection(answered(*population, "Tokyo is in Japan.")) == "answer not grounded in tool results"
     # no returned field is named ("people"): any returned term grounds the answer, as before
     assert rejection(answered("How many people live in Tokyo?", "get_city_info", {"city": "Tokyo"}, "In Japan.")) is None
+
+
+def test_a_bare_returned_value_grounds_an_answer_that_states_it():
+    """Tools of your own may return a bare number or string (the pantry's grams_left: 2000): no field to name,
+    so an answer stating a returned term is grounded, and nothing breaks (a run stopped on this once)."""
+    from actors.exploit import returned_fields
+
+    assert returned_fields("2000") == [] and returned_fields('"Lima"') == [] and returned_fields("null") == []
+    messages = [Message(role="system", content="s"), Message(role="user", content="How much rice is left?"),
+                call("grams_left", item="rice"), Message(role="tool", tool_call_id="call_grams_left", name="grams_left",
+                                                        content="2000"), finish("2000 grams")]
+    assert grounded("2000 grams", "How much rice is left?", messages)
+    assert not grounded("plenty", "How much rice is left?", messages)
 
 
 def test_a_returned_value_is_stated_as_written():
