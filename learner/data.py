@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from learner.config import LearnerConfig
@@ -100,7 +99,7 @@ class StepRecord:
     examples: int
     tokens: int  # trained (label) tokens
     episodes: list[Episode] = field(repr=False)
-    waited_s: float  # the learner idle: waiting for this batch (held back by the rate limiter, or still drawing)
+    waited_s: float  # sampling held back by the rate limiter
     seconds: float  # wall time of the whole step, waiting included
     skipped: int  # drawn episodes too long for max_tokens
     samples_per_insert: float  # the train table's, after this step's sample
@@ -119,46 +118,40 @@ def train_loop(learner, draw: Callable[[float | None], Drawn], steps: int, start
                wait_while: Callable[[], bool] = lambda: False, poll_s: float = 0.5) -> LoopResult:
     """Train until `steps` (counting from `start`) or until the buffer cannot give a batch.
 
-    `draw(timeout)` gives the next batch; it runs on a thread while the current batch trains (sampling,
-    tokenizing and packing overlap the step), so the learner idles only while the batch it needs is not there
-    yet: that time is a step's `waited_s`. No batch is drawn beyond `steps`, so none is sampled and left
-    untrained. While `wait_while()` holds (explorers are still pushing), a sample the rate limiter holds back
-    is retried every `poll_s`: the learner waits rather than overfit. Once it no longer holds, a held-back
-    sample ends the loop ("limiter"): nothing more will be inserted.
+    `draw(timeout)` gives the next batch. While `wait_while()` holds (explorers are still pushing), a
+    sample the rate limiter holds back is retried every `poll_s`: the learner waits rather than overfit.
+    Once it no longer holds, a held-back sample ends the loop ("limiter"): nothing more will be inserted.
+
+    The batch is drawn after the previous step's `after_step` (which may publish a new version), so its
+    staleness is judged against the version it trains under: drawing it during the step would judge it one
+    publication early, and an episode past the cap could train at full weight.
     """
     result = LoopResult(start, "steps")
     loop_started = time.perf_counter()
-    step, pending = start, None
-    with ThreadPoolExecutor(1, thread_name_prefix="draw") as pool:
-        while step < steps:
-            started = time.perf_counter()
-            pending = pending or pool.submit(draw, poll_s if wait_while() else 0.0)
-            try:
-                drawn = pending.result()
-            except RateLimitTimeout:
-                pending = None
-                result.waited_s += time.perf_counter() - started
-                if wait_while():
-                    continue
-                result.stopped = "limiter"
-                break
-            except BufferError:
-                result.stopped = "empty"
-                break
-            pending = None
-            waited = time.perf_counter() - started
-            result.waited_s += waited
-            if step + 1 < steps:  # the next batch, drawn while this one trains
-                pending = pool.submit(draw, poll_s if wait_while() else 0.0)
-            if drawn.batch is None:
-                step += 1  # a batch that did not fit still counts, or one long episode could stall the loop
-                after_step(StepRecord(step, None, drawn.examples, 0, drawn.episodes, waited,
-                                      time.perf_counter() - started, drawn.skipped, drawn.samples_per_insert))
+    step = start
+    while step < steps:
+        started = time.perf_counter()
+        try:
+            drawn = draw(poll_s if wait_while() else 0.0)
+        except RateLimitTimeout:
+            result.waited_s += time.perf_counter() - started
+            if wait_while():
                 continue
-            loss = learner.train_step(drawn.batch.model_inputs())
-            step += 1
-            after_step(StepRecord(step, loss, drawn.examples, int(drawn.batch.label_count), drawn.episodes,
-                                  waited, time.perf_counter() - started, drawn.skipped, drawn.samples_per_insert))
+            result.stopped = "limiter"
+            break
+        except BufferError:
+            result.stopped = "empty"
+            break
+        result.waited_s += drawn.waited_s
+        if drawn.batch is None:
+            step += 1  # a batch that did not fit still counts, or one long episode could stall the loop
+            after_step(StepRecord(step, None, drawn.examples, 0, drawn.episodes, drawn.waited_s,
+                                  time.perf_counter() - started, drawn.skipped, drawn.samples_per_insert))
+            continue
+        loss = learner.train_step(drawn.batch.model_inputs())
+        step += 1
+        after_step(StepRecord(step, loss, drawn.examples, int(drawn.batch.label_count), drawn.episodes,
+                              drawn.waited_s, time.perf_counter() - started, drawn.skipped, drawn.samples_per_insert))
     result.steps = step
     result.seconds = time.perf_counter() - loop_started
     return result
