@@ -3,7 +3,7 @@ through the real Redis buffer and real Ray, on the same workload.
 
     .venv/bin/python benchmarks/continual_simulation.py            # N = 1, 8, 64 (about 4 minutes on 2 cores)
     .venv/bin/python benchmarks/continual_simulation.py --quick    # N = 1, 8, fewer steps (about a minute)
-    .venv/bin/python benchmarks/continual_simulation.py --actors 64 --what-if publish,progress,stats
+    .venv/bin/python benchmarks/continual_simulation.py --actors 64 --what-if publish,progress,stats,prefetch
     .venv/bin/python benchmarks/continual_simulation.py --actors 64 --profile    # cProfile of the driver
 
 What runs for real: `launcher.run.Rounds` and `launcher.run.Continual` (the schedules, on a `launcher.run.Run`),
@@ -18,10 +18,13 @@ What is stood in:
   one episode per session per trial step after `trial_s` s (uniform jitter ± `--jitter`), the explorer's own pushes
   counted in that time, the limiter's backpressure not. Episodes are real `replay.episode.Episode` records (a tool
   call with values the user stated, its result, a grounded final answer; 2.7 KB) that `actors.exploit.rejection`
-  keeps. Explorer processes import the real `actors.explorer`, which needs no torch (the policy's backends live
-  apart from `actors.policy`), so 64 of them stay light and start in about half a minute.
+  keeps. Explorer processes import `actors.explorer` beside a stand-in `actors.policy` (the one module that needs
+  torch), so 64 of them take ~60 MB each and start in about half a minute.
 - The learner (`LearnerGroup`): `train_step` takes `--step-s`; checkpoints are folders; the weights a tiny object.
-  train_loop's own thread draws the next batch (sample, examples, packing) during that step, as beside a GPU step.
+  By default the data path (build_examples and packing, not the Redis round trips) is taken as overlapped with the
+  step (train_step sleeps step_s less it), as a learner that prepares the next batch during the GPU step would; so
+  the learner's step is step_s plus the driver's serial work, whatever the load does to packing. `--serial` takes
+  the data path as today's train_loop does (serial) and balances the rates on a measured step instead.
 - The evaluator: `evaluate` takes `--eval-s` (default 0) and returns an empty report.
 - The tokenizer: `--tokenizer tiny` (default) renders a message as two tokens, so `build_examples` and packing run
   their code on tiny examples. On this machine the real data path costs ~30-80 ms to tokenize and 180-500 ms to pack
@@ -37,18 +40,18 @@ config refuses the ratio limiter in rounds). `run.report()` (matplotlib) is left
 
 Measured per N and schedule: wall time (the schedule's rounds and the last evaluations); learner steps; episodes
 explored per round; lost episodes (ids whose insert the explorers' buffer client acknowledged, missing from the
-explore or the train table); learner idle as the run logs it (metrics.jsonl's learn events: the time train_loop
-was blocked waiting for its batch, held back by the limiter or not drawn yet, ÷ the loops' seconds); learner busy
-(steps × step_s ÷ wall); explorer idle (the buffer client's backoff sleeps on inserts ÷ the streams' wall) beside
-what the explorers report (`_push`'s waited_s, which also counts every insert's own round trip); samples per insert
-of the train table and the limiter's diff (inserts × spi − samples) at every step, against its bounds; CPU cores
-used by the explorers, redis-server, the driver and the rest of the machine; the driver's time per learner step by
-part, on the learner's thread and on train_loop's draw thread. A watchdog stops the explorers if neither table
-moves for `--stall-s` and reports the stall (a deadlock).
+explore or the train table); learner idle (time actually held back: from draw_batch's first "not ready" to
+"ready", plus the sample's own backoff, ÷ the loops' seconds) beside what the run logs (train_loop's waited_s, which
+also counts the stats and sample round trips of draws never held back); learner busy (steps × step_s ÷ wall);
+explorer idle (the buffer client's backoff sleeps on inserts ÷ the streams' wall) beside what the explorers report
+(`_push`'s waited_s, which also counts every insert's own round trip); samples per insert of the train table and
+the limiter's diff (inserts × spi − samples) before every step, against its bounds; CPU cores used by the
+explorers, redis-server, the driver and the rest of the machine; the driver's time per learner step by part. A
+watchdog stops the explorers if neither table moves for `--stall-s` and reports the stall (a deadlock).
 
 `--what-if` runs proposed changes to the schedule code, patched in this process only, to measure what they buy:
 publish (no wait for the explorers' acks), progress (explorer progress collected without blocking the learner),
-stats (`ReplayBuffer.stats` in one round trip).
+stats (`ReplayBuffer.stats` in one round trip), prefetch (train_loop draws the next batch while one trains).
 
 The last line, for the largest N:
 
@@ -74,13 +77,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import launcher  # noqa: F401  (first: a local Ray on loopback, see launcher/__init__.py)
-from replay.buffer import RateLimitTimeout, ReplayBuffer
+from replay.buffer import ReplayBuffer
 
 GOALS = {"lost": 0, "wall": 0.55, "learner_idle": 0.05}
 TEXT_VARIANTS = 64  # distinct episode texts per tool: the memo tokenizer tokenizes each once
 
 
 # ---- the explorer side (runs in the explorer actors' processes: light imports only) ------------------------------
+
+def _stand_in_policy_module() -> None:
+    """Make `actors.policy` importable without torch/transformers/xgrammar: the explorer code imports it for
+    `Sampling`, `Policy` and `Reply` (type hints and defaults); the scripted trials never call a policy."""
+    import types
+    from dataclasses import make_dataclass
+
+    if "actors.policy" in sys.modules:
+        return
+    module = types.ModuleType("actors.policy")
+    # real types, not strings: this module's annotations are strings, which dataclasses resolve through a module
+    # that an explorer process may not have under this name
+    Sampling = make_dataclass("Sampling", [("temperature", float, 0.7), ("top_p", float, 0.95),
+                                           ("max_new_tokens", int, 256), ("seed", object, None)], frozen=True)
+
+    class Policy:  # a Protocol in the real module
+        pass
+
+    class Reply:
+        pass
+
+    for cls in (Sampling, Policy, Reply):
+        cls.__module__ = "actors.policy"
+        setattr(module, cls.__name__, cls)
+    sys.modules["actors.policy"] = module
+
 
 class VersionOnlyPolicy:
     """What the explorer code asks of its policy outside STE: the version it holds, and new weights."""
@@ -202,6 +231,7 @@ class SimExplorer:
     exploit) built without a model, tools or memory, exploring with `ScriptedTrials`."""
 
     def __init__(self, redis_url: str, index: int, seed: int = 0):
+        _stand_in_policy_module()
         import actors.explorer as explorer_module
 
         self.redis_url, self.index, self.seed = redis_url, index, seed
@@ -300,23 +330,48 @@ class SimEvaluator:
 
 # ---- the learner side (the driver) -------------------------------------------------------------------------------
 
+def _accounting_ready(ready, learner):
+    """learner.data._ready, noting when the learner was actually held back: from its first "not ready" to the next
+    "ready" (draw_batch's own waited_s also counts the stats and sample round trips of a draw never held back)."""
+    def wrapped(stats, size, current, min_current):
+        ok = ready(stats, size, current, min_current)
+        now = time.perf_counter()
+        if not ok and learner.held_since is None:
+            learner.held_since = now
+        elif ok and learner.held_since is not None:
+            learner.held_s += now - learner.held_since
+            learner.held_since = None
+        return ok
+    return wrapped
+
+
 class SimLearner:
-    """`LearnerGroup`'s methods that the schedules call. `train_step` takes `step_s` (train_loop draws the next
-    batch meanwhile); it reads the train table's limiter counters (one HMGET, within the step) to record the diff."""
+    """`LearnerGroup`'s methods that the schedules call. `train_step` takes `step_s`; with `overlap` (default) less
+    the time the batch's data path took (`data_s`, set by the benchmark's wrapper of draw_batch: its time less the
+    limiter's wait), as a learner that prepares the next batch while the GPU works — so the learner's step is
+    max(step_s, data path) plus the run's bookkeeping, whatever the load on this shared machine does to the data
+    path. It reads the train table's limiter counters (one HMGET, within the step) to record the diff."""
 
     precision = "stand-in"
 
-    def __init__(self, step_s: float, redis_client, train_table: str, spi: float):
-        self.step_s, self.redis, self.spi = step_s, redis_client, spi
+    def __init__(self, step_s: float, redis_client, train_table: str, spi: float, overlap: bool = True):
+        self.step_s, self.redis, self.spi, self.overlap = step_s, redis_client, spi, overlap
         self.stats_key = f"imag:{{{train_table}}}:stats"
-        self.steps, self.diffs = 0, []
+        self.steps, self.busy_s, self.diffs = 0, 0.0, []
+        self.data_s = 0.0  # the data path of the batch about to be trained on
+        self.data_total_s = 0.0
+        self.held_s, self.held_since = 0.0, None  # time the limiter (or min_current) actually held the learner
+        self.blocked_s = 0.0  # --what-if prefetch: time the loop waited for a batch
 
     def train_step(self, inputs) -> float:
         started = time.perf_counter()
         inserts, samples = (int(x or 0) for x in self.redis.hmget(self.stats_key, "inserts", "samples"))
         self.diffs.append(inserts * self.spi - samples)
-        time.sleep(max(0.0, self.step_s - (time.perf_counter() - started)))
+        overlapped = self.data_s if self.overlap else 0.0
+        self.data_total_s += self.data_s
+        time.sleep(max(0.0, self.step_s - overlapped - (time.perf_counter() - started)))
         self.steps += 1
+        self.busy_s += time.perf_counter() - started
         return 2.0 / (1 + 0.01 * self.steps)
 
     def state_dict_ref(self):
@@ -416,7 +471,7 @@ class Clock:
     def __init__(self):
         self.seconds: Counter = Counter()
         self.calls: Counter = Counter()
-        self.outer: Counter = Counter()  # the main thread's (train_loop draws on its own thread, beside it)
+        self.outer: Counter = Counter()  # the main thread's (a prefetching draw runs beside it)
         self.local = threading.local()
 
     @property
@@ -512,6 +567,8 @@ class Workload:
     jitter: float = 0.5
     eval_s: float = 0.0
     stall_s: float = 20.0
+    learner_step_s: float | None = None  # --serial: measured by `calibrate` (step_s + data path + bookkeeping)
+    overlap: bool = True  # False (--serial): train_step takes step_s after the data path, as train_loop is today
 
     @property
     def episodes_per_round(self) -> int:
@@ -523,7 +580,7 @@ class Workload:
 
     def trial_s(self, actors: int) -> float:
         """Seconds per trial step (sessions_per_call episodes) of one explorer, for the production rate asked."""
-        insert_rate = self.batch / self.step_s / self.spi * self.balance
+        insert_rate = self.batch / (self.learner_step_s or self.step_s) / self.spi * self.balance
         return actors * self.sessions_per_call / insert_rate
 
     def tool_names(self) -> dict[int, list[str]]:
@@ -541,9 +598,10 @@ class Result:
     samples: int = 0
     lost: int = 0
     acked: int = 0
-    learner_idle: float = 0.0  # what the run logs: train_loop blocked waiting for its batch ÷ the loops' seconds
+    learner_idle: float = 0.0
     learner_busy: float = 0.0
     learner_idle_s: float = 0.0
+    learner_idle_reported: float = 0.0  # what the run logs (train_loop's waited_s ÷ its seconds, metrics.jsonl)
     cores: dict = field(default_factory=dict)  # CPU cores used during the run: explorers, redis, driver, machine
     redis_per_s: dict = field(default_factory=dict)  # redis-server commands per second: all, scripts
     explorer_idle: float = 0.0  # time actually held back by the limiter (the buffer client's backoff) ÷ stream wall
@@ -556,6 +614,7 @@ class Result:
     clock: Clock | None = None
     ended: list[str] = field(default_factory=list)
     profile: object = None
+    data_path_s: float = 0.0  # per step: draw_batch less the limiter's wait
     warmup_s: float = 0.0  # per round: the learner's wait for its first batch
     drain_s: float = 0.0  # per round: from the learner's last step to the round's end (explorers finishing)
 
@@ -619,7 +678,8 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
     unknown = what_ifs - set(WHAT_IFS)
     if unknown:
         raise ValueError(f"unknown --what-if {', '.join(sorted(unknown))}: choose from {', '.join(WHAT_IFS)}")
-    learner = SimLearner(work.step_s, buffer.redis, config.buffer.train_table, work.spi)
+    learner = SimLearner(work.step_s, buffer.redis, config.buffer.train_table, work.spi,
+                         work.overlap and "prefetch" not in what_ifs)
     console = Console(file=(run_dir / "console.txt").open("w"), width=120)
     metrics = Metrics(run_dir)
     state = RunState()
@@ -655,17 +715,32 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
     watchdog = Watchdog(url, [config.buffer.table, config.buffer.train_table], actors, work.stall_s)
     profiler = cProfile.Profile() if profile else None
     send = publish_without_waiting(run_module.publish) if "publish" in what_ifs else run_module.publish
+    import replay.buffer as buffer_module
+
+    backoff = buffer_module._wait_or_timeout
+
+    def learner_backoff(deadline, wait, what):  # the driver's only limited call is the learner's sample
+        started = time.perf_counter()
+        try:
+            return backoff(deadline, wait, what)
+        finally:
+            learner.held_s += time.perf_counter() - started
+
     pids = {"explorers": ray.get([a.pid.remote() for a in actors]), "redis": [_redis_pid(url)],
             "driver": [os.getpid()]}
     redis_before = _redis_calls(buffer.redis)
     with contextlib.ExitStack() as stack:
         stack.enter_context(patched(run_module, "publish", clock.wrap("publish", send)))
+        stack.enter_context(patched(buffer_module, "_wait_or_timeout", learner_backoff))
         stack.enter_context(patched(run_module, "draw_batch",
-                                    clock.wrap("draw_batch", _noting_hold(clock, run_module.draw_batch))))
+                                    clock.wrap("draw_batch", _recording_data_path(learner, run_module.draw_batch))))
         stack.enter_context(patched(data_module, "build_examples",
                                     clock.wrap("tokenize", data_module.build_examples)))
         stack.enter_context(patched(run_module, "_checkpoint", clock.wrap("checkpoint", run_module._checkpoint)))
         stack.enter_context(contextlib.redirect_stdout(io.StringIO()))  # run_units' progress bar
+        stack.enter_context(patched(data_module, "_ready", _accounting_ready(data_module._ready, learner)))
+        if "prefetch" in what_ifs:
+            stack.enter_context(patched(run_module, "train_loop", prefetching_train_loop(learner)))
         watchdog.start()
         cpu_before = cpu_seconds(pids)
         if profiler:
@@ -708,11 +783,13 @@ def run_schedule(schedule: str, work: Workload, actors: list, evaluator, url: st
     diffs = learner.diffs or [0.0]
     result.diff_range = (min(diffs), max(diffs))
     result.learner_busy = learner.steps * work.step_s / result.wall_s
+    result.data_path_s = learner.data_total_s / max(1, learner.steps)
 
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     learns = [e for e in events if e["event"] == "learn"]
     loop_s = sum(e["seconds"] for e in learns)
-    result.learner_idle_s = sum(e["idle"] * e["seconds"] for e in learns)
+    result.learner_idle_reported = sum(e["idle"] * e["seconds"] for e in learns) / max(loop_s, 1e-9)
+    result.learner_idle_s = learner.blocked_s if "prefetch" in what_ifs else learner.held_s
     result.learner_idle = result.learner_idle_s / max(loop_s, 1e-9)
     result.ended = [e["ended"] for e in learns]
     firsts = {}
@@ -745,7 +822,41 @@ def make_run(**values):
     return Run(**{key: value for key, value in values.items() if key in names})
 
 
-WHAT_IFS = ("publish", "progress", "stats")
+def calibrate(work: Workload, url: str, tokenizer, root: Path, steps: int = 24) -> float:
+    """Seconds per learner step when the buffer never holds it back: `Run.train` (the rounds schedule's learn
+    phase: draw_batch, staleness, examples, packing, train_step, metrics) on a table filled beforehand. It also
+    fills the memo tokenizer with every episode text."""
+    from rich.console import Console
+
+    from launcher.run import Metrics, Run, RunState
+    from replay.buffer import RoundMix
+    from replay.tables import TableConfig
+
+    config = make_config(work, "rounds", 1, "calibrate")
+    run_dir = root / "calibrate"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    buffer = ReplayBuffer(url, seed=0)
+    buffer.create_table(TableConfig(name=config.buffer.train_table, max_size=config.buffer.max_size,
+                                    rate_limiter=config.buffer.rate_limiter))
+    tools = work.tool_names()[1]
+    buffer.insert(config.buffer.train_table,
+                  [make_episode(tool, 1, variant, created_at=time.time()) for tool in tools
+                   for variant in range(TEXT_VARIANTS)], ignore_rate_limiter=True)
+    learner = SimLearner(work.step_s, buffer.redis, config.buffer.train_table, work.spi, overlap=False)
+    metrics = Metrics(run_dir)
+    run = make_run(config=config, run_dir=run_dir, console=Console(file=io.StringIO()), state=RunState(),
+                   metrics=metrics, tools=work.tool_names(), buffer=buffer, learner=learner, explorers=[],
+                   evaluator=None, tokenizer=tokenizer)
+    run.train(1, 4, RoundMix(1, 0.0), publish_to=[])  # the first sight of every text (memo) and of the code paths
+    run.state.round_steps.clear()
+    started = time.perf_counter()
+    run.train(1, steps, RoundMix(1, 0.0), publish_to=[])
+    seconds = (time.perf_counter() - started) / steps
+    metrics.close()
+    return seconds
+
+
+WHAT_IFS = ("publish", "progress", "stats", "prefetch")
 
 STATS_LUA = """
 local p = KEYS[1]
@@ -799,17 +910,63 @@ def publish_without_waiting(publish):
     return send
 
 
-def _noting_hold(clock: Clock, draw_batch):
-    """draw_batch, adding to the clock's "held" how long the limiter (or min_current) held it back, as draw_batch
-    reports it, or the whole draw when it timed out: the draw thread's time, apart from its Redis and data work."""
+def prefetching_train_loop(learner_stand_in):
+    """`learner.data.train_loop` drawing the next batch on a thread while the current one trains (--what-if
+    prefetch): the same loop otherwise. The learner is idle only while it waits for a batch (`blocked_s`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from learner.data import LoopResult, StepRecord
+    from replay.buffer import BufferError, RateLimitTimeout
+
+    def train_loop(learner, draw, steps, start=0, *, after_step=lambda record: None, wait_while=lambda: False,
+                   poll_s=0.5):
+        result = LoopResult(start, "steps")
+        loop_started = time.perf_counter()
+        step, future = start, None
+        with ThreadPoolExecutor(1) as pool:
+            while step < steps:
+                started = time.perf_counter()
+                if future is None:
+                    future = pool.submit(draw, poll_s if wait_while() else 0.0)
+                try:
+                    drawn = future.result()
+                except RateLimitTimeout:
+                    future = None
+                    result.waited_s += time.perf_counter() - started
+                    learner_stand_in.blocked_s += time.perf_counter() - started
+                    if wait_while():
+                        continue
+                    result.stopped = "limiter"
+                    break
+                except BufferError:
+                    result.stopped = "empty"
+                    break
+                future = None
+                learner_stand_in.blocked_s += time.perf_counter() - started
+                result.waited_s += drawn.waited_s
+                if step + 1 < steps:  # the next batch, drawn while this one trains
+                    future = pool.submit(draw, poll_s if wait_while() else 0.0)
+                if drawn.batch is None:
+                    step += 1
+                    after_step(StepRecord(step, None, drawn.examples, 0, drawn.episodes, drawn.waited_s,
+                                          time.perf_counter() - started, drawn.skipped))
+                    continue
+                loss = learner.train_step(drawn.batch.model_inputs())
+                step += 1
+                after_step(StepRecord(step, loss, drawn.examples, int(drawn.batch.label_count), drawn.episodes,
+                                      drawn.waited_s, time.perf_counter() - started, drawn.skipped))
+        result.steps = step
+        result.seconds = time.perf_counter() - loop_started
+        return result
+    return train_loop
+
+
+def _recording_data_path(learner: SimLearner, draw_batch):
+    """draw_batch, telling the learner stand-in how long the batch's data path took (its time less the limiter's)."""
     def draw(*args, **kwargs):
         started = time.perf_counter()
-        try:
-            drawn = draw_batch(*args, **kwargs)
-        except RateLimitTimeout:
-            clock.seconds["held"] += time.perf_counter() - started
-            raise
-        clock.seconds["held"] += drawn.waited_s
+        drawn = draw_batch(*args, **kwargs)
+        learner.data_s = max(0.0, time.perf_counter() - started - drawn.waited_s)
         return drawn
     return draw
 
@@ -931,8 +1088,12 @@ class Simulation:
         self.server.stop()
 
     def prepare(self, work: Workload) -> None:
-        """memo: every episode text tokenized once, before any run, so that runs measure the loop, not tokenizing."""
-        if self.tokenizer_kind == "memo":
+        """--serial: the learner's step measured; memo: every episode text tokenized once, before any run."""
+        if not work.overlap and work.learner_step_s is None:
+            work.learner_step_s = calibrate(work, self.server.url, self.tokenizer, self.root)
+            self.log(f"# learner step {work.learner_step_s:.4f} s measured ({work.step_s} s train_step + data path "
+                     f"and bookkeeping)")
+        elif self.tokenizer_kind == "memo":
             from learner.examples import build_examples
 
             build_examples([make_episode(tool, r, v) for r, tools in work.tool_names().items() for tool in tools
@@ -963,10 +1124,10 @@ def simulate(counts: list[int], work: Workload, tokenizer_kind: str = "tiny", pr
 
 
 def table(results: list[tuple[Result, Result]], work: Workload) -> str:
-    """Per N and schedule. Learner idle is what the run logs; explorer idle as measured (the backoff sleeps of
-    held-back inserts) and as the explorers report it (rep)."""
+    """Per N and schedule; idle ratios as measured (held back by the limiter: the learner's wait from its first
+    not-ready check to ready, the explorers' backoff sleeps) and as the system reports them (rep)."""
     lines = [f"{'N':>3} {'schedule':<9} {'wall s':>6} {'steps':>7} {'explored':>9} {'acked':>5} {'lost':>4} "
-             f"{'L idle':>6} {'L busy':>6} {'E idle':>6} {'rep':>5} {'s/ins':>5} {'diff min..max':>13} "
+             f"{'L idle':>6} {'rep':>5} {'L busy':>6} {'E idle':>6} {'rep':>5} {'s/ins':>5} {'diff min..max':>13} "
              f"{'bounds':>8} {'in':>3} {'stall':>5} {'cores: expl':>11} {'redis':>5} {'driver':>6} {'rest':>5} "
              f"{'all':>5} {'redis cmd/s':>11} {'scripts':>7}"]
     for pair in results:
@@ -976,7 +1137,7 @@ def table(results: list[tuple[Result, Result]], work: Workload) -> str:
             lines.append(
                 f"{r.actors:>3} {r.schedule:<9} {r.wall_s:>6.1f} {'+'.join(map(str, r.steps)):>7} "
                 f"{'+'.join(map(str, r.explored)):>9} {r.acked:>5} {r.lost:>4} {r.learner_idle:>6.3f} "
-                f"{r.learner_busy:>6.3f} {r.explorer_idle:>6.3f} "
+                f"{r.learner_idle_reported:>5.3f} {r.learner_busy:>6.3f} {r.explorer_idle:>6.3f} "
                 f"{r.explorer_idle_reported:>5.3f} {r.samples_per_insert:>5.2f} "
                 f"{f'{r.diff_range[0]:g}..{r.diff_range[1]:g}':>13} "
                 f"{(f'{r.bounds[0]:g}..{r.bounds[1]:g}' if r.schedule == 'continual' else '-'):>8} "
@@ -985,26 +1146,26 @@ def table(results: list[tuple[Result, Result]], work: Workload) -> str:
                 f"{cores.get('driver', 0):>6.2f} {rest:>5.2f} {cores.get('machine', 0):>5.2f} "
                 f"{r.redis_per_s.get('all', 0):>11.0f} {r.redis_per_s.get('scripts', 0):>7.0f}")
     lines.append("")
-    lines.append("continual, the driver per learner step (ms). The learner's thread: wait (for its batch: the "
-                 "learner idle), train_step, after the step: stats, metrics.log, publish, explorer progress (every "
-                 "2 s), other (wall less all these and the drains: ray.wait in exploring(), state, checkpoints). "
-                 "train_loop's draw thread, beside it: draw_batch, of which held back (limiter or min_current), the "
-                 "train table's stats, sample, build_examples, the rest (staleness, packing). Per round, s: warm-up "
-                 "(the wait for the round's first batch) and drain (from the learner's last step to the round's end: "
-                 "explorers finishing their trial in flight)")
-    header = ["N", "wait", "train", "stats", "metrics", "publish", "progress", "other", "draw", "held", "stats",
-              "sample", "examples", "rest", "warm-up", "drain"]
+    lines.append("continual, the driver per learner step (ms): train_step (step_s less the overlapped data path); "
+                 "draw_batch, of which: held back (limiter or min_current), the train table's stats, sample, "
+                 "build_examples, the rest (staleness, packing); after the step: stats, metrics.log, publish, "
+                 "explorer progress (every 2 s); other (wall less all these and the drains: ray.wait in exploring(), "
+                 "state, checkpoints); then per round, s: warm-up (the wait for the round's first batch) and drain "
+                 "(from the learner's last step to the round's end: explorers finishing their trial in flight)")
+    header = ["N", "train", "draw", "held", "stats", "sample", "examples", "rest", "stats", "metrics", "publish",
+              "progress", "other", "warm-up", "drain"]
     lines.append(" ".join(f"{h:>8}" for h in header))
     for pair in results:
         r = pair[1]
         steps = max(1, sum(r.steps))
         seconds, outer = r.clock.seconds, r.clock.outer
         ms = lambda name: 1e3 * seconds.get(name, 0.0) / steps
-        rest = ms("draw_batch") - ms("held") - ms("stats in draw") - ms("sample") - ms("tokenize")
-        other = r.wall_s - sum(outer.values()) - r.learner_idle_s - r.drain_s * len(r.steps)
-        row = [r.actors, 1e3 * r.learner_idle_s / steps, ms("train_step"), ms("stats after step"), ms("metrics.log"),
-               ms("publish"), ms("explorer progress"), 1e3 * other / steps, ms("draw_batch"), ms("held"),
-               ms("stats in draw"), ms("sample"), ms("tokenize"), rest, r.warmup_s, r.drain_s]
+        held = 1e3 * r.learner_idle_s / steps
+        rest = ms("draw_batch") - held - ms("stats in draw") - ms("sample") - ms("tokenize")
+        other = r.wall_s - sum(outer.values()) - r.drain_s * len(r.steps)
+        row = [r.actors, ms("train_step"), ms("draw_batch"), held, ms("stats in draw"), ms("sample"), ms("tokenize"),
+               rest, ms("stats after step"), ms("metrics.log"), ms("publish"), ms("explorer progress"),
+               1e3 * other / steps, r.warmup_s, r.drain_s]
         lines.append(" ".join(f"{v:>8}" if isinstance(v, int) else f"{v:>8.2f}" for v in row))
     lines.append("calls: " + "; ".join(f"N={pair[1].actors}: " + ", ".join(f"{k} {v}" for k, v in
                                                                           sorted(pair[1].clock.calls.items()))
@@ -1022,7 +1183,8 @@ def goals(results: list[tuple[Result, Result]]) -> str:
               (f"samples/insert within the error buffer [{low:.3f}, {high:.3f}]", continual.spi_within),
               ("no stall", not (rounds.stalls or continual.stalls))]
     return (f"# goals at N={continual.actors}: " + "; ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in checks)
-            + f" (the explorers report explorer idle {continual.explorer_idle_reported:.3f})")
+            + f" (the system reports learner idle {continual.learner_idle_reported:.3f}, explorer idle "
+            f"{continual.explorer_idle_reported:.3f})")
 
 
 def summary(results: list[tuple[Result, Result]]) -> str:
@@ -1044,15 +1206,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--what-if", default=None,
                         help="comma-separated proposed changes, patched in this process only: publish (no "
                              "wait for the explorers' acks), progress (explorer progress collected without blocking), "
-                             "stats (ReplayBuffer.stats in one round trip)")
+                             "stats (ReplayBuffer.stats in one round trip), prefetch (train_loop draws the next batch "
+                             "on a thread while the current one trains)")
     defaults = Workload()
+    parser.add_argument("--serial", action="store_true",
+                        help="the data path serial with train_step (today's train_loop), rates balanced on the "
+                             "learner's step measured beforehand; default: overlapped, balanced on --step-s")
     for name, value in vars(defaults).items():
+        if name == "overlap":
+            continue
         kind = int if isinstance(value, int) or name == "staleness_cap" else float
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     args = parser.parse_args(argv)
     work = Workload(steps=24, checkpoint_every=12) if args.quick else Workload()
+    work.overlap = not args.serial
     for name in vars(defaults):
-        if getattr(args, name) is not None:
+        if name != "overlap" and getattr(args, name) is not None:
             setattr(work, name, getattr(args, name))
     counts = [int(x) for x in (args.actors or ("1,8" if args.quick else "1,8,64")).split(",")]
     print(f"# workload: {work.rounds} rounds x {work.tools} tools; per round {work.steps} steps of {work.batch} "
